@@ -1,0 +1,39 @@
+import type { BackendName, Protocol } from '../cni/config.js';
+import type { Family } from '../net/ip.js';
+import type { Owner } from '../portmap/owner.js';
+import type { Plan } from '../portmap/plan.js';
+
+/** One hostPort forward as found in the kernel, for `portmap list` and `doctor`. */
+export interface ForwardRow {
+  backend: BackendName;
+  /** Made by this plugin, or by the reference Go plugin (its iptables chains or cni_hostport table). */
+  origin: 'portmap-ts' | 'reference';
+  family: Family;
+  protocol: Protocol | string;
+  /** undefined: every local address */
+  hostIP?: string;
+  hostPort: number;
+  podIP: string;
+  containerPort: number;
+  network?: string;
+  containerID?: string;
+  ifname?: string;
+  /** Our owner id (16 hex), when known */
+  ownerId?: string;
+  /** Set when the forward only applies under extra conditions */
+  conditional?: boolean;
+}
+
+/** A firewall backend: turns plans into kernel state and reads it back. */
+export interface Backend {
+  readonly name: BackendName;
+  add(plan: Plan): Promise<void>;
+  /** Removes everything `owner` holds. `plan` is given when the call carried mappings and a prevResult. */
+  del(owner: Owner, plan?: Plan): Promise<void>;
+  check(plan: Plan): Promise<void>;
+  /** Removes the entries of `network` whose owner id is not in `valid`. */
+  gc(network: string, valid: ReadonlySet<string>): Promise<void>;
+  /** Resolves when the backend can serve ADD; rejects with the reason otherwise. */
+  status(): Promise<void>;
+  list(): Promise<ForwardRow[]>;
+}

@@ -1,0 +1,290 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CniError, ErrorCode } from '../../cni/errors.js';
+import { CommandError, run } from '../../host/exec.js';
+import { log } from '../../host/log.js';
+import { type Family, cidrContains, parseCidr } from '../../net/ip.js';
+import { type Owner, ownerOf, parseOwnerComment } from '../../portmap/owner.js';
+import type { Plan } from '../../portmap/plan.js';
+import type { Backend, ForwardRow } from '../backend.js';
+import { type TableState, parseTable, sameJson } from './parse.js';
+import {
+  type Command, type Element, FAMILY, TABLE, addElements, baseChains, casDelete, conditionalRules, deleteChains,
+  deleteRule, document, mapNames, ownerElements, podnetElements, priorityFor, replaceElements, serviceCidrCommands,
+  skeleton, staticRules,
+} from './render.js';
+
+const NFT_TIMEOUT_MS = 20_000;
+
+/** Linux caps one argument at 128 KiB (MAX_ARG_STRLEN); larger documents go through a file. */
+const MAX_ARG_BYTES = 100_000;
+
+/**
+ * Runs one nft transaction (all commands or none). The JSON document is passed as nft's argument, or
+ * as a private file when large: nft cannot read `-f -` from the socket Node gives a child as stdin.
+ */
+export async function applyNft(cmds: readonly Command[], check = false): Promise<void> {
+  if (cmds.length === 0) return;
+  const doc = document(cmds);
+  const flags = check ? ['--check', '-j'] : ['-j'];
+  if (Buffer.byteLength(doc) <= MAX_ARG_BYTES) {
+    await run('nft', [...flags, doc], { timeoutMs: NFT_TIMEOUT_MS });
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'cni-portmap-'));
+  try {
+    const file = join(dir, 'transaction.json');
+    await writeFile(file, doc, { mode: 0o600 });
+    await run('nft', [...flags, '-f', file], { timeoutMs: NFT_TIMEOUT_MS });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Reads our table; undefined when it does not exist. */
+export async function readTable(): Promise<TableState | undefined> {
+  try {
+    const { stdout } = await run('nft', ['-j', 'list', 'table', FAMILY, TABLE], { timeoutMs: NFT_TIMEOUT_MS });
+    return parseTable(stdout);
+  } catch (err) {
+    if (err instanceof CommandError && /No such file or directory/.test(err.stderr)) return undefined;
+    throw err;
+  }
+}
+
+const ownedBy = (owner: Owner) => (comment: string | undefined) => parseOwnerComment(comment)?.id === owner.id;
+
+function describeKey(e: Element): string {
+  const parts = (e.key as { concat?: unknown[] }).concat ?? [e.key];
+  return parts.map(String).join(' ');
+}
+
+/** Chain names whose hook or priority differ from what `priority` wants. */
+function mismatchedBaseChains(state: TableState, priority: number): string[] {
+  return baseChains(priority)
+    .filter((c) => {
+      const have = state.chains.get(c.name);
+      return have !== undefined && (have.hook !== c.hook || have.prio !== c.prio || have.type !== c.type);
+    })
+    .map((c) => c.name);
+}
+
+/** A rule's references (sets, jump targets, verdicts): enough to tell our static rules apart, insensitive to how nft prints matches. */
+function signature(expr: unknown): string {
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string' && v.startsWith('@')) out.push(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (['jump', 'return', 'masquerade', 'drop', 'dnat', 'fib'].includes(k)) out.push(k);
+        walk(x);
+      }
+    }
+  };
+  walk(expr);
+  return out.join(',');
+}
+
+export class NftablesBackend implements Backend {
+  readonly name = 'nftables' as const;
+
+  async add(plan: Plan): Promise<void> {
+    const priority = priorityFor(plan.afterServices);
+    const common = [...skeleton(priority), ...serviceCidrCommands(plan), ...addElements(podnetElements(plan))];
+    const hasConditions = plan.families.some((f) => f.conditions);
+    if (!hasConditions) {
+      try {
+        await applyNft([...common, ...addElements(ownerElements(plan))]);
+        return;
+      } catch (err) {
+        // A key held by another owner (a stale attachment) or a base chain at another priority: read and retry.
+        log.debug(`nftables ADD fast path failed, reading the table: ${(err as Error).message}`);
+      }
+    }
+    const state = await readTable();
+    const cmds: Command[] = [];
+    if (state) cmds.push(...deleteChains(mismatchedBaseChains(state, priority)));
+    cmds.push(...common);
+    for (const e of ownerElements(plan)) {
+      const current = state?.elements.find((x) => x.set === e.set && sameJson(x.key, e.key));
+      if (!current) cmds.push(...addElements([e]));
+      else if (sameJson(current.value, e.value) && current.comment === e.comment) continue;
+      else {
+        if (parseOwnerComment(current.comment)?.id !== plan.owner.id) {
+          log.warn(`${e.set} ${describeKey(e)} was held by ${current.comment ?? 'an unknown owner'}; ${plan.owner.comment} takes it over`);
+        }
+        cmds.push(...replaceElements([e]));
+      }
+    }
+    for (const r of state?.rules ?? []) {
+      if (r.chain === 'conditional' && ownedBy(plan.owner)(r.comment)) cmds.push(deleteRule('conditional', r.handle));
+    }
+    cmds.push(...conditionalRules(plan));
+    await applyNft(cmds);
+  }
+
+  async del(owner: Owner, plan?: Plan): Promise<void> {
+    if (plan && !plan.families.some((f) => f.conditions)) {
+      try {
+        await applyNft(casDelete(ownerElements(plan)));
+        return;
+      } catch (err) {
+        log.debug(`nftables DEL fast path failed, reading the table: ${(err as Error).message}`);
+      }
+    }
+    const state = await readTable();
+    if (!state) return;
+    const mine = ownedBy(owner);
+    await applyNft([
+      ...casDelete(state.elements.filter((e) => mine(e.comment))),
+      ...state.rules.filter((r) => r.chain === 'conditional' && mine(r.comment)).map((r) => deleteRule(r.chain, r.handle)),
+    ]);
+  }
+
+  async check(plan: Plan): Promise<void> {
+    const state = await readTable();
+    const fix = 'a new ADD (or restarting the pod) reinstalls them';
+    if (!state) throw new CniError(ErrorCode.Internal, `nftables table ${FAMILY} ${TABLE} not found`, `the hostPort rules are gone (was the ruleset flushed?); ${fix}`);
+    const priority = priorityFor(plan.afterServices);
+    for (const c of baseChains(priority)) {
+      const have = state.chains.get(c.name);
+      if (!have) throw new CniError(ErrorCode.Internal, `chain ${c.name} missing from table ${FAMILY} ${TABLE}`, fix);
+      if (have.hook !== c.hook || have.prio !== c.prio) {
+        throw new CniError(ErrorCode.Internal, `chain ${c.name} hooks ${have.hook} at priority ${have.prio}, expected ${c.hook} at ${c.prio}`, fix);
+      }
+    }
+    for (const [chain, rules] of Object.entries(staticRules())) {
+      const have = state.rules.filter((r) => r.chain === chain).map((r) => signature(r.expr));
+      const want = rules.map(signature);
+      if (!sameJson(have, want)) {
+        throw new CniError(ErrorCode.Internal, `chain ${chain} of table ${FAMILY} ${TABLE} does not hold the expected rules`, fix);
+      }
+    }
+    for (const e of ownerElements(plan)) {
+      const current = state.elements.find((x) => x.set === e.set && sameJson(x.key, e.key));
+      if (!current) throw new CniError(ErrorCode.Internal, `missing hostPort entry ${describeKey(e)} in ${e.set}`, fix);
+      if (!sameJson(current.value, e.value) || parseOwnerComment(current.comment)?.id !== plan.owner.id) {
+        throw new CniError(ErrorCode.Internal, `hostPort entry ${describeKey(e)} in ${e.set} belongs to ${current.comment ?? 'another owner'}`, `another attachment took the port; ${fix}`);
+      }
+    }
+    const wantConditional = conditionalRules(plan).length;
+    const haveConditional = state.rules.filter((r) => r.chain === 'conditional' && ownedBy(plan.owner)(r.comment)).length;
+    if (wantConditional !== haveConditional) {
+      throw new CniError(ErrorCode.Internal, `expected ${wantConditional} conditional rules for this attachment, found ${haveConditional}`, fix);
+    }
+  }
+
+  async gc(network: string, valid: ReadonlySet<string>): Promise<void> {
+    const state = await readTable();
+    if (!state) return;
+    const networkId = ownerOf(network, '', '').networkId;
+    const stale = (comment: string | undefined): boolean => {
+      const p = parseOwnerComment(comment);
+      return p !== undefined && p.networkId === networkId && !valid.has(p.id);
+    };
+    const staleElements = state.elements.filter((e) => stale(e.comment));
+    const remaining = state.elements.filter((e) => !staleElements.includes(e));
+    const cmds: Command[] = [
+      ...casDelete(staleElements),
+      ...state.rules.filter((r) => r.chain === 'conditional' && stale(r.comment)).map((r) => deleteRule(r.chain, r.handle)),
+    ];
+    // A pod subnet stays a hairpin source while any pod of ours in it still needs masquerading.
+    for (const f of [4, 6] as const satisfies Family[]) {
+      const m = mapNames(f);
+      const pods = remaining.filter((e) => e.set === m.snat).map((e) => String(e.key));
+      for (const net of remaining.filter((e) => e.set === m.podnets)) {
+        const p = (net.key as { prefix?: { addr: string; len: number } }).prefix;
+        if (!p) continue;
+        const cidr = parseCidr(`${p.addr}/${p.len}`);
+        if (!pods.some((ip) => cidrContains(cidr, ip))) cmds.push({ delete: { element: { family: FAMILY, table: TABLE, name: m.podnets, elem: [net.key] } } });
+      }
+    }
+    await applyNft(cmds);
+  }
+
+  async status(): Promise<void> {
+    try {
+      await applyNft(skeleton(priorityFor(false)), true);
+    } catch (err) {
+      throw new CniError(ErrorCode.PluginNotAvailable, `nftables backend not usable: ${(err as Error).message}`, 'install nftables (apt-get install nftables) and make sure the kernel has nf_tables with nat, fib and maps');
+    }
+  }
+
+  async list(): Promise<ForwardRow[]> {
+    const state = await readTable();
+    return state ? rowsOf(state) : [];
+  }
+}
+
+/** Forwards found in our table (pure). */
+export function rowsOf(state: TableState): ForwardRow[] {
+  const rows: ForwardRow[] = [];
+  const who = (comment: string | undefined) => {
+    const p = parseOwnerComment(comment);
+    if (!p) return {};
+    return {
+      ownerId: p.id,
+      ...(p.network !== undefined ? { network: p.network } : {}),
+      ...(p.containerID !== undefined ? { containerID: p.containerID } : {}),
+      ...(p.ifname !== undefined ? { ifname: p.ifname } : {}),
+    };
+  };
+  for (const f of [4, 6] as const) {
+    const m = mapNames(f);
+    for (const [addrMap, portMap, withHostIP] of [
+      [m.hostportsAddr, m.hostportsPort, false],
+      [m.hostipportsAddr, m.hostipportsPort, true],
+    ] as const) {
+      for (const e of state.elements) {
+        if (e.set !== addrMap) continue;
+        const port = state.elements.find((p) => p.set === portMap && sameJson(p.key, e.key));
+        const key = ((e.key as { concat?: unknown[] }).concat ?? []) as Array<string | number>;
+        const [hostIP, protocol, hostPort] = withHostIP ? key : [undefined, ...key];
+        rows.push({
+          backend: 'nftables',
+          origin: 'portmap-ts',
+          family: f,
+          protocol: String(protocol),
+          ...(hostIP !== undefined ? { hostIP: String(hostIP) } : {}),
+          hostPort: Number(hostPort),
+          podIP: String(e.value),
+          containerPort: Number(port?.value),
+          ...who(e.comment),
+        });
+      }
+    }
+  }
+  for (const r of state.rules) {
+    if (r.chain !== 'conditional') continue;
+    const dnat = r.expr.find((x) => 'dnat' in x)?.dnat as { family?: string; addr?: string; port?: number } | undefined;
+    let proto: string | undefined;
+    let port: number | undefined;
+    let hostIP: string | undefined;
+    for (const x of r.expr) {
+      const mt = (x as { match?: { left?: { payload?: { field?: string; protocol?: string }; meta?: { key?: string } }; right?: unknown; op?: string } }).match;
+      if (!mt || mt.op !== '==') continue;
+      if (mt.left?.payload?.field === 'dport') {
+        port = Number(mt.right);
+        if (mt.left.payload.protocol && mt.left.payload.protocol !== 'th') proto = mt.left.payload.protocol;
+      }
+      if (mt.left?.meta?.key === 'l4proto') proto = String(mt.right);
+      if (mt.left?.payload?.field === 'daddr' && typeof mt.right === 'string') hostIP = mt.right;
+    }
+    if (!dnat?.addr || port === undefined) continue;
+    rows.push({
+      backend: 'nftables',
+      origin: 'portmap-ts',
+      family: dnat.family === 'ip6' ? 6 : 4,
+      protocol: proto ?? '?',
+      ...(hostIP ? { hostIP } : {}),
+      hostPort: port,
+      podIP: dnat.addr,
+      containerPort: Number(dnat.port),
+      conditional: true,
+      ...who(r.comment),
+    });
+  }
+  return rows;
+}

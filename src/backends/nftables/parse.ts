@@ -1,0 +1,108 @@
+import * as z from 'zod/mini';
+import type { Element, Expr } from './render.js';
+import { FAMILY, TABLE } from './render.js';
+
+/** Our table as read back with `nft -j list table inet cni_portmap`. */
+export interface TableState {
+  chains: Map<string, { type?: string; hook?: string; prio?: number }>;
+  rules: Array<{ chain: string; handle: number; comment?: string; expr: Expr[] }>;
+  elements: Element[];
+}
+
+const elemEntry = z.union([
+  z.object({ elem: z.looseObject({ val: z.unknown(), comment: z.optional(z.string()) }) }),
+  z.unknown(),
+]);
+
+const setLike = z.looseObject({
+  family: z.string(),
+  table: z.string(),
+  name: z.string(),
+  map: z.optional(z.unknown()),
+  elem: z.optional(z.array(z.unknown())),
+});
+
+const listing = z.object({
+  nftables: z.array(
+    z.looseObject({
+      metainfo: z.optional(z.looseObject({ json_schema_version: z.optional(z.number()) })),
+      chain: z.optional(
+        z.looseObject({
+          family: z.string(),
+          table: z.string(),
+          name: z.string(),
+          type: z.optional(z.string()),
+          hook: z.optional(z.string()),
+          prio: z.optional(z.number()),
+        }),
+      ),
+      rule: z.optional(
+        z.looseObject({
+          family: z.string(),
+          table: z.string(),
+          chain: z.string(),
+          handle: z.number(),
+          comment: z.optional(z.string()),
+          expr: z.array(z.record(z.string(), z.unknown())),
+        }),
+      ),
+      map: z.optional(setLike),
+      set: z.optional(setLike),
+    }),
+  ),
+});
+
+function unwrap(entry: unknown): { key: unknown; comment?: string } {
+  const parsed = elemEntry.safeParse(entry);
+  if (parsed.success && typeof parsed.data === 'object' && parsed.data !== null && 'elem' in parsed.data) {
+    const e = (parsed.data as { elem: { val: unknown; comment?: string } }).elem;
+    return e.comment === undefined ? { key: e.val } : { key: e.val, comment: e.comment };
+  }
+  return { key: entry };
+}
+
+/** Parses the JSON listing of our table (pure). Throws when the output does not have the expected shape. */
+export function parseTable(json: string): TableState {
+  const doc = listing.parse(JSON.parse(json));
+  const state: TableState = { chains: new Map(), rules: [], elements: [] };
+  for (const obj of doc.nftables) {
+    const ours = (o: { family: string; table: string }) => o.family === FAMILY && o.table === TABLE;
+    if (obj.chain && ours(obj.chain)) {
+      const { name, type, hook, prio } = obj.chain;
+      state.chains.set(name, { ...(type ? { type } : {}), ...(hook ? { hook } : {}), ...(prio !== undefined ? { prio } : {}) });
+    }
+    if (obj.rule && ours(obj.rule)) {
+      const { chain, handle, comment, expr } = obj.rule;
+      state.rules.push({ chain, handle, expr, ...(comment !== undefined ? { comment } : {}) });
+    }
+    const set = obj.map ?? obj.set;
+    if (set && ours(set)) {
+      const isMap = obj.map !== undefined;
+      for (const entry of set.elem ?? []) {
+        if (isMap) {
+          const [k, value] = entry as [unknown, unknown];
+          const { key, comment } = unwrap(k);
+          state.elements.push({ set: set.name, key, value, ...(comment !== undefined ? { comment } : {}) });
+        } else {
+          const { key, comment } = unwrap(entry);
+          state.elements.push({ set: set.name, key, ...(comment !== undefined ? { comment } : {}) });
+        }
+      }
+    }
+  }
+  return state;
+}
+
+/** Structural equality of nft JSON values (key order independent). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => sameJson(x, bb[i]));
+  }
+  const ka = Object.keys(a as object);
+  const kb = Object.keys(b as object);
+  return ka.length === kb.length && ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}

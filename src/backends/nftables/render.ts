@@ -1,0 +1,268 @@
+/**
+ * Pure rendering of plans into nft JSON commands (libnftables-json(5)). Nothing here runs a process.
+ *
+ * One `inet` table holds everything. Forwards are map elements, so a packet costs two map lookups
+ * whatever the number of mappings on the node:
+ *
+ *   prerouting/output (nat, dstnat or dstnat+10):
+ *       ip daddr @servicecidrs4 return            (and ip6)
+ *       fib daddr type local jump hostports
+ *   hostports:
+ *       jump conditional                          (attachments with conditionsV4/V6: rules)
+ *       dnat ip to ip daddr . meta l4proto . th dport map @hostipports4_addr : (same key) map @hostipports4_port
+ *       dnat ip to meta l4proto . th dport map @hostports4_addr : (same key) map @hostports4_port  (and ip6)
+ *   postrouting (nat, srcnat):
+ *       ct status dnat ip daddr @masqall4 masquerade
+ *       ct status dnat ip daddr @snat4 ip saddr @podnets4 masquerade       (hairpin: pod and subnet siblings)
+ *       ct status dnat ip daddr @snat4 ip saddr 127.0.0.0/8 masquerade     (node -> 127.0.0.1:hostPort)
+ *   guard (filter input): drop packets to 127.0.0.0/8 from other interfaces than lo that are not replies
+ *       or DNATed (route_localnet would otherwise let neighbours reach 127.0.0.1 services, CVE-2020-8558).
+ *
+ * Every element carries its owner's comment; the masquerade maps map the pod address to the owner's tag so
+ * that a delete can be made conditional (see casDelete).
+ */
+import type { Family } from '../../net/ip.js';
+import { cidrText } from '../../net/ip.js';
+import type { Forward, Plan } from '../../portmap/plan.js';
+import { parseNftConditions } from './conditions.js';
+
+export type Expr = Record<string, unknown>;
+export type Command = Record<string, unknown>;
+
+export const FAMILY = 'inet';
+export const TABLE = 'cni_portmap';
+/** The reference's placement (dstnat), and after every nat chain at dstnat (kube-proxy, iptables nat). */
+export const PRIORITY_DEFAULT = -100;
+export const PRIORITY_AFTER_SERVICES = -90;
+export const PRIORITY_SRCNAT = 100;
+
+export const priorityFor = (afterServices: boolean): number => (afterServices ? PRIORITY_AFTER_SERVICES : PRIORITY_DEFAULT);
+
+const addrType = (f: Family): string => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
+const ipProto = (f: Family): 'ip' | 'ip6' => (f === 4 ? 'ip' : 'ip6');
+
+/**
+ * Each forward map is a pair: key -> address and key -> port. One `addr . port` map would need a
+ * concatenated data type, which nft's JSON parser accepts only from nft 1.0.7 (and the kernel from 5.6);
+ * the pair works everywhere and is still one lookup per map.
+ */
+export const mapNames = (f: Family) => ({
+  hostportsAddr: `hostports${f}_addr`,
+  hostportsPort: `hostports${f}_port`,
+  hostipportsAddr: `hostipports${f}_addr`,
+  hostipportsPort: `hostipports${f}_port`,
+  snat: `snat${f}`,
+  masqall: `masqall${f}`,
+  podnets: `podnets${f}`,
+  servicecidrs: `servicecidrs${f}`,
+});
+
+const base = { family: FAMILY, table: TABLE };
+
+export interface BaseChain {
+  name: string;
+  type: 'nat' | 'filter';
+  hook: string;
+  prio: number;
+}
+
+export function baseChains(priority: number): BaseChain[] {
+  return [
+    { name: 'prerouting', type: 'nat', hook: 'prerouting', prio: priority },
+    { name: 'output', type: 'nat', hook: 'output', prio: priority },
+    { name: 'postrouting', type: 'nat', hook: 'postrouting', prio: PRIORITY_SRCNAT },
+    { name: 'guard', type: 'filter', hook: 'input', prio: 0 },
+  ];
+}
+
+export const REGULAR_CHAINS = ['hostports', 'conditional'] as const;
+
+const payload = (protocol: string, field: string): Expr => ({ payload: { protocol, field } });
+const match = (left: unknown, right: unknown, op = '=='): Expr => ({ match: { op, left, right } });
+const meta = (key: string): Expr => ({ meta: { key } });
+const ctStatusDnat = match({ ct: { key: 'status' } }, 'dnat', 'in');
+
+/** The static rules of each chain, in order. The conditional chain holds only per-attachment rules. */
+export function staticRules(): Record<string, Expr[][]> {
+  const toHostports: Expr[][] = [];
+  const hostports: Expr[][] = [[{ jump: { target: 'conditional' } }]];
+  const postrouting: Expr[][] = [];
+  for (const f of [4, 6] as const) {
+    const m = mapNames(f);
+    const ip = ipProto(f);
+    const nfproto = match(meta('nfproto'), f === 4 ? 'ipv4' : 'ipv6');
+    toHostports.push([match(payload(ip, 'daddr'), `@${m.servicecidrs}`), { return: null }]);
+    const ipKey = { concat: [payload(ip, 'daddr'), meta('l4proto'), payload('th', 'dport')] };
+    const anyKey = { concat: [meta('l4proto'), payload('th', 'dport')] };
+    const dnat = (key: unknown, addrMap: string, portMap: string): Expr => ({
+      dnat: { family: ip, addr: { map: { key, data: `@${addrMap}` } }, port: { map: { key, data: `@${portMap}` } } },
+    });
+    hostports.push([nfproto, dnat(ipKey, m.hostipportsAddr, m.hostipportsPort)]);
+    hostports.push([nfproto, dnat(anyKey, m.hostportsAddr, m.hostportsPort)]);
+    postrouting.push([ctStatusDnat, match(payload(ip, 'daddr'), `@${m.masqall}`), { masquerade: null }]);
+    postrouting.push([ctStatusDnat, match(payload(ip, 'daddr'), `@${m.snat}`), match(payload(ip, 'saddr'), `@${m.podnets}`), { masquerade: null }]);
+  }
+  postrouting.push([
+    ctStatusDnat,
+    match(payload('ip', 'daddr'), `@${mapNames(4).snat}`),
+    match(payload('ip', 'saddr'), { prefix: { addr: '127.0.0.0', len: 8 } }),
+    { masquerade: null },
+  ]);
+  toHostports.push([match({ fib: { result: 'type', flags: ['daddr'] } }, 'local'), { jump: { target: 'hostports' } }]);
+  const guard: Expr[][] = [
+    [
+      match(meta('iifname'), 'lo', '!='),
+      match(payload('ip', 'daddr'), { prefix: { addr: '127.0.0.0', len: 8 } }),
+      match({ ct: { key: 'state' } }, { set: ['established', 'related'] }, '!='),
+      match({ ct: { key: 'status' } }, 'dnat', '!='),
+      { drop: null },
+    ],
+  ];
+  return { prerouting: toHostports, output: toHostports, hostports, postrouting, guard };
+}
+
+/** Commands that create (idempotently) the table, maps, sets and chains, and rewrite the static rules. */
+export function skeleton(priority: number): Command[] {
+  const cmds: Command[] = [{ add: { table: { family: FAMILY, name: TABLE } } }];
+  for (const f of [4, 6] as const) {
+    const m = mapNames(f);
+    const a = addrType(f);
+    for (const [name, type] of [
+      [m.hostportsAddr, ['inet_proto', 'inet_service']],
+      [m.hostipportsAddr, [a, 'inet_proto', 'inet_service']],
+    ] as const) {
+      cmds.push({ add: { map: { ...base, name, type, map: a } } });
+    }
+    for (const [name, type] of [
+      [m.hostportsPort, ['inet_proto', 'inet_service']],
+      [m.hostipportsPort, [a, 'inet_proto', 'inet_service']],
+    ] as const) {
+      cmds.push({ add: { map: { ...base, name, type, map: 'inet_service' } } });
+    }
+    cmds.push({ add: { map: { ...base, name: m.snat, type: a, map: 'mark' } } });
+    cmds.push({ add: { map: { ...base, name: m.masqall, type: a, map: 'mark' } } });
+    cmds.push({ add: { set: { ...base, name: m.podnets, type: a, flags: ['interval'] } } });
+    cmds.push({ add: { set: { ...base, name: m.servicecidrs, type: a, flags: ['interval'] } } });
+  }
+  for (const name of REGULAR_CHAINS) cmds.push({ add: { chain: { ...base, name } } });
+  for (const c of baseChains(priority)) {
+    cmds.push({ add: { chain: { ...base, name: c.name, type: c.type, hook: c.hook, prio: c.prio, policy: 'accept' } } });
+  }
+  for (const [chain, rules] of Object.entries(staticRules())) {
+    cmds.push({ flush: { chain: { ...base, name: chain } } });
+    for (const expr of rules) cmds.push({ add: { rule: { ...base, chain, expr } } });
+  }
+  return cmds;
+}
+
+/** One element of one of our maps or sets, as nft JSON. */
+export interface Element {
+  set: string;
+  key: unknown;
+  /** Map data; undefined for set elements. */
+  value?: unknown;
+  comment?: string;
+}
+
+const forwardKey = (f: Forward): unknown =>
+  f.hostIP ? { concat: [f.hostIP, f.protocol, f.hostPort] } : { concat: [f.protocol, f.hostPort] };
+
+/** The map and set elements one attachment owns (attachments with conditions use rules instead of the maps). */
+export function ownerElements(plan: Plan): Element[] {
+  const out: Element[] = [];
+  const comment = plan.owner.comment;
+  for (const fp of plan.families) {
+    const m = mapNames(fp.family);
+    if (!fp.conditions) {
+      for (const f of fp.forwards) {
+        const key = forwardKey(f);
+        out.push({ set: f.hostIP ? m.hostipportsAddr : m.hostportsAddr, key, value: fp.pod.address, comment });
+        out.push({ set: f.hostIP ? m.hostipportsPort : m.hostportsPort, key, value: f.containerPort, comment });
+      }
+    }
+    if (fp.masquerade === 'all') out.push({ set: m.masqall, key: fp.pod.address, value: plan.owner.tag, comment });
+    if (fp.masquerade === 'hairpin') out.push({ set: m.snat, key: fp.pod.address, value: plan.owner.tag, comment });
+  }
+  return out;
+}
+
+/** Pod subnets used as hairpin sources. Shared by every pod of a subnet: added on ADD, pruned by GC only. */
+export function podnetElements(plan: Plan): Element[] {
+  return plan.families
+    .filter((fp) => fp.masquerade === 'hairpin')
+    .map((fp) => ({
+      set: mapNames(fp.family).podnets,
+      key: { prefix: { addr: fp.pod.network, len: fp.pod.prefixLength } },
+      comment: cidrText(fp.pod),
+    }));
+}
+
+function elemJson(e: Element, withComment: boolean): unknown {
+  const key = withComment && e.comment ? { elem: { val: e.key, comment: e.comment } } : e.key;
+  return e.value === undefined ? key : [key, e.value];
+}
+
+export const addElements = (elements: readonly Element[]): Command[] =>
+  elements.map((e) => ({ add: { element: { ...base, name: e.set, elem: [elemJson(e, true)] } } }));
+
+/**
+ * Compare-and-delete: `add {K: V}` is a no-op when K already maps to V, inserts it when K is absent, and
+ * fails the whole transaction when K maps to something else (another owner took the key). The delete
+ * that follows then removes K. So the pair deletes our element only if it is still ours, atomically.
+ */
+export const casDelete = (elements: readonly Element[]): Command[] =>
+  elements.flatMap((e) => [
+    { add: { element: { ...base, name: e.set, elem: [elemJson(e, false)] } } },
+    { delete: { element: { ...base, name: e.set, elem: [e.key] } } },
+  ]);
+
+/** Replace: delete whatever K maps to (it must exist), then add ours. */
+export const replaceElements = (elements: readonly Element[]): Command[] =>
+  elements.flatMap((e) => [
+    { delete: { element: { ...base, name: e.set, elem: [e.key] } } },
+    ...addElements([e]),
+  ]);
+
+/** The Service CIDR sets are node-wide: each ADD rewrites them from its configuration. */
+export function serviceCidrCommands(plan: Plan): Command[] {
+  const cmds: Command[] = [];
+  for (const f of [4, 6] as const) {
+    const name = mapNames(f).servicecidrs;
+    cmds.push({ flush: { set: { ...base, name } } });
+    const cidrs = plan.serviceCIDRs.filter((c) => c.family === f);
+    if (cidrs.length > 0) {
+      cmds.push({ add: { element: { ...base, name, elem: cidrs.map((c) => ({ prefix: { addr: c.network, len: c.prefixLength } })) } } });
+    }
+  }
+  return cmds;
+}
+
+/** Per-attachment DNAT rules for families with conditions, in the conditional chain. */
+export function conditionalRules(plan: Plan): Command[] {
+  const cmds: Command[] = [];
+  for (const fp of plan.families) {
+    if (!fp.conditions) continue;
+    const conds = parseNftConditions(fp.conditions, fp.family);
+    const ip = ipProto(fp.family);
+    for (const f of fp.forwards) {
+      const expr: Expr[] = [
+        match(meta('nfproto'), fp.family === 4 ? 'ipv4' : 'ipv6'),
+        ...conds,
+        ...(f.hostIP ? [match(payload(ip, 'daddr'), f.hostIP)] : []),
+        match(meta('l4proto'), f.protocol),
+        match(payload('th', 'dport'), f.hostPort),
+        { dnat: { family: ip, addr: fp.pod.address, port: f.containerPort } },
+      ];
+      cmds.push({ add: { rule: { ...base, chain: 'conditional', expr, comment: plan.owner.comment } } });
+    }
+  }
+  return cmds;
+}
+
+export const deleteRule = (chain: string, handle: number): Command => ({ delete: { rule: { ...base, chain, handle } } });
+
+/** Deletes base chains whose hook priority must change (`add chain` cannot change it); the skeleton re-adds them. */
+export const deleteChains = (names: readonly string[]): Command[] =>
+  names.map((name) => ({ delete: { chain: { ...base, name } } }));
+
+export const document = (cmds: readonly Command[]): string => JSON.stringify({ nftables: cmds });

@@ -1,0 +1,279 @@
+import * as z from 'zod/mini';
+import { CniError, ErrorCode, invalidConfig } from './errors.js';
+import { type CniVersion, requireSupportedVersion } from './versions.js';
+import { type Cidr, canonicalIp, ipFamily, parseCidr } from '../net/ip.js';
+
+export type Protocol = 'tcp' | 'udp' | 'sctp';
+export type BackendName = 'nftables' | 'iptables';
+
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: Protocol;
+  /** Canonical host address; undefined when empty (every local address of both families). */
+  hostIP?: string;
+}
+
+export interface Attachment {
+  containerID: string;
+  ifname: string;
+}
+
+export interface PortmapConfig {
+  cniVersion: CniVersion;
+  name: string;
+  backend?: BackendName;
+  snat: boolean;
+  masqAll: boolean;
+  markMasqBit: number;
+  externalSetMarkChain?: string;
+  conditionsV4?: string[];
+  conditionsV6?: string[];
+  afterServices: boolean;
+  serviceCIDRs: Cidr[];
+  portMappings: PortMapping[];
+  prevResult?: unknown;
+  /** GC only: the attachments that are still valid (`cni.dev/valid-attachments`, or the older `cni.dev/attachments`). */
+  validAttachments?: Attachment[];
+}
+
+export const DEFAULT_MARK_MASQ_BIT = 13;
+
+const TOP_LEVEL_KEYS = [
+  'cniVersion', 'name', 'type', 'backend', 'snat', 'masqAll', 'markMasqBit', 'externalSetMarkChain',
+  'conditionsV4', 'conditionsV6', 'afterServices', 'serviceCIDRs', 'runtimeConfig', 'prevResult',
+];
+const RUNTIME_CONFIG_KEYS = ['portMappings'];
+const MAPPING_KEYS = ['hostPort', 'containerPort', 'protocol', 'hostIP'];
+
+/**
+ * Renames keys that match a known key in another letter case (containerd sends `HostPort`), the way
+ * Go's encoding/json matches them: an exact key wins over a case-folded one.
+ */
+export function canonicalKeys(obj: Record<string, unknown>, known: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const byLower = new Map(known.map((k) => [k.toLowerCase(), k]));
+  for (const [key, value] of Object.entries(obj)) {
+    const canonical = byLower.get(key.toLowerCase());
+    if (canonical === undefined) out[key] = value;
+    else if (key === canonical || !(canonical in obj)) out[canonical] = value;
+  }
+  return out;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Tokens of conditionsV4/V6: words without quotes, whitespace, comment or statement separators. */
+const CONDITION_TOKEN = /^[A-Za-z0-9_.:/,!=<>{}[\]@*+-]+$/;
+const CHAIN_NAME = /^[A-Za-z0-9_-]{1,28}$/;
+
+const port = (what: string) =>
+  z.int(`Invalid ${what} port number (must be an integer from 1 to 65535)`).check(
+    z.gte(1, `Invalid ${what} port number (must be an integer from 1 to 65535)`),
+    z.lte(65535, `Invalid ${what} port number (must be an integer from 1 to 65535)`),
+  );
+
+const mappingSchema = z.object({
+  hostPort: port('host'),
+  containerPort: port('container'),
+  protocol: z.optional(
+    z.pipe(
+      z.string('protocol must be one of tcp, udp, sctp'),
+      z.transform((p) => (p === '' ? 'tcp' : p.toLowerCase())),
+    ).check(z.refine((p) => ['tcp', 'udp', 'sctp'].includes(p), 'protocol must be one of tcp, udp, sctp')),
+  ),
+  hostIP: z.optional(
+    z.nullable(
+      z.string('hostIP must be an IPv4 or IPv6 address').check(
+        z.refine((s) => s === '' || ipFamily(s) !== undefined, 'hostIP must be an IPv4 or IPv6 address, or empty'),
+      ),
+    ),
+  ),
+});
+
+const conditions = z.optional(
+  z.nullable(
+    z.array(
+      z.string('conditions must be a list of strings').check(
+        z.refine((t) => t === '' || CONDITION_TOKEN.test(t), 'condition tokens may not contain quotes, whitespace, ";" or "#"'),
+      ),
+    ).check(z.maxLength(64, 'at most 64 condition tokens')),
+  ),
+);
+
+const optionalBool = (what: string) => z.optional(z.nullable(z.boolean(`${what} must be true or false`)));
+
+const configSchema = z.object({
+  cniVersion: z.string(),
+  name: z.string(),
+  backend: z.optional(z.nullable(z.string('backend must be a string'))),
+  snat: optionalBool('snat'),
+  masqAll: optionalBool('masqAll'),
+  markMasqBit: z.optional(z.nullable(z.int('markMasqBit must be an integer'))),
+  externalSetMarkChain: z.optional(
+    z.nullable(
+      z.string('externalSetMarkChain must be a chain name').check(
+        z.refine((s) => CHAIN_NAME.test(s), 'externalSetMarkChain must be 1-28 letters, digits, "_" or "-"'),
+      ),
+    ),
+  ),
+  conditionsV4: conditions,
+  conditionsV6: conditions,
+  afterServices: optionalBool('afterServices'),
+  serviceCIDRs: z.optional(
+    z.nullable(
+      z.array(
+        z.string('serviceCIDRs entries must be CIDR strings').check(
+          z.refine((s) => {
+            try {
+              parseCidr(s);
+              return true;
+            } catch {
+              return false;
+            }
+          }, 'serviceCIDRs entries must be CIDRs like 10.96.0.0/12'),
+        ),
+      ).check(z.maxLength(64, 'at most 64 serviceCIDRs')),
+    ),
+  ),
+  runtimeConfig: z.optional(
+    z.nullable(
+      z.looseObject({ portMappings: z.optional(z.nullable(z.array(mappingSchema).check(z.maxLength(4096, 'at most 4096 port mappings')))) }),
+    ),
+  ),
+  prevResult: z.optional(z.unknown()),
+});
+
+function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
+  let cur = obj;
+  for (const key of path) {
+    if (typeof cur !== 'object' || cur === null) return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[key];
+  }
+  return cur;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)), '');
+}
+
+const preview = (v: unknown): string => {
+  const text = v === undefined ? 'missing' : JSON.stringify(v);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+};
+
+function normalize(raw: Record<string, unknown>): Record<string, unknown> {
+  const top = canonicalKeys(raw, TOP_LEVEL_KEYS);
+  if (isObject(top.runtimeConfig)) {
+    const rc = canonicalKeys(top.runtimeConfig, RUNTIME_CONFIG_KEYS);
+    if (Array.isArray(rc.portMappings)) {
+      rc.portMappings = rc.portMappings.map((m) => (isObject(m) ? canonicalKeys(m, MAPPING_KEYS) : m));
+    }
+    top.runtimeConfig = rc;
+  }
+  return top;
+}
+
+function parseAttachments(raw: Record<string, unknown>): Attachment[] | undefined {
+  const value = raw['cni.dev/valid-attachments'] ?? raw['cni.dev/attachments'];
+  if (value === undefined || value === null) return undefined;
+  const list = z.array(z.object({ containerID: z.string(), ifname: z.string() })).safeParse(value);
+  if (!list.success) {
+    throw invalidConfig('invalid cni.dev/valid-attachments', 'expected a list of {"containerID": string, "ifname": string}');
+  }
+  return list.data;
+}
+
+/**
+ * Validates and normalizes the plugin configuration from stdin (already JSON-decoded).
+ * Every error is a CNI error with code 7 that names the field and the value.
+ */
+export function parseConfig(raw: Record<string, unknown>): PortmapConfig {
+  const input = normalize(raw);
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = formatPath(issue.path);
+    throw invalidConfig(`invalid value for ${field}: ${preview(valueAt(input, issue.path))}`, issue.message);
+  }
+  const c = parsed.data;
+  const cniVersion = requireSupportedVersion(c.cniVersion);
+
+  if (c.markMasqBit !== undefined && c.markMasqBit !== null && c.externalSetMarkChain) {
+    throw invalidConfig('Cannot specify externalSetMarkChain and markMasqBit', 'remove one of the two options');
+  }
+  const markMasqBit = c.markMasqBit ?? DEFAULT_MARK_MASQ_BIT;
+  if (markMasqBit < 0 || markMasqBit > 31) {
+    throw invalidConfig(`invalid value for markMasqBit: ${markMasqBit}`, 'MasqMarkBit must be between 0 and 31');
+  }
+  let backend: BackendName | undefined;
+  if (c.backend !== undefined && c.backend !== null) {
+    if (c.backend !== 'nftables' && c.backend !== 'iptables') {
+      throw invalidConfig(`unrecognized backend ${JSON.stringify(c.backend)}`, 'backend must be "nftables" or "iptables"');
+    }
+    backend = c.backend;
+  }
+
+  const portMappings: PortMapping[] = (c.runtimeConfig?.portMappings ?? []).map((m) => {
+    const hostIP = m.hostIP ? canonicalIp(m.hostIP) : undefined;
+    return {
+      hostPort: m.hostPort,
+      containerPort: m.containerPort,
+      protocol: (m.protocol ?? 'tcp') as Protocol,
+      ...(hostIP ? { hostIP } : {}),
+    };
+  });
+
+  const config: PortmapConfig = {
+    cniVersion,
+    name: c.name,
+    snat: c.snat ?? true,
+    masqAll: c.masqAll ?? false,
+    markMasqBit,
+    afterServices: c.afterServices ?? false,
+    serviceCIDRs: (c.serviceCIDRs ?? []).map(parseCidr),
+    portMappings,
+  };
+  if (backend) config.backend = backend;
+  if (c.externalSetMarkChain) config.externalSetMarkChain = c.externalSetMarkChain;
+  const v4 = nonEmptyConditions(c.conditionsV4);
+  const v6 = nonEmptyConditions(c.conditionsV6);
+  if (v4) config.conditionsV4 = v4;
+  if (v6) config.conditionsV6 = v6;
+  if (c.prevResult !== undefined && c.prevResult !== null) config.prevResult = c.prevResult;
+  const attachments = parseAttachments(raw);
+  if (attachments) config.validAttachments = attachments;
+  if (backend) checkBackendOptions(config, backend);
+  return config;
+}
+
+function nonEmptyConditions(list: string[] | null | undefined): string[] | undefined {
+  if (!list || list.length === 0 || (list.length === 1 && list[0] === '')) return undefined;
+  return list;
+}
+
+/** Which backend a conditions list is written for: iptables syntax starts with "-" or "!". */
+export function conditionsBackend(list: readonly string[] | null | undefined): BackendName | undefined {
+  const first = nonEmptyConditions(list ? [...list] : undefined)?.[0];
+  if (first === undefined || first === '') return undefined;
+  return first.startsWith('-') || first.startsWith('!') ? 'iptables' : 'nftables';
+}
+
+/** Rejects options that belong to the other backend (the reference's message and list order). */
+export function checkBackendOptions(
+  c: { externalSetMarkChain?: string | null; conditionsV4?: string[] | null; conditionsV6?: string[] | null },
+  backend: string,
+): void {
+  const foreign: string[] = [];
+  const other = backend === 'iptables' ? 'nftables' : 'iptables';
+  if (c.externalSetMarkChain && other === 'iptables') foreign.push('externalSetMarkChain');
+  if (conditionsBackend(c.conditionsV4) === other) foreign.push('conditionsV4');
+  if (conditionsBackend(c.conditionsV6) === other) foreign.push('conditionsV6');
+  if (foreign.length > 0) {
+    throw new CniError(
+      ErrorCode.InvalidConfig,
+      `${backend} backend was requested but configuration contains ${other}-specific options [${foreign.join(' ')}]`,
+      `remove ${foreign.join(', ')} or set "backend": "${other}"`,
+    );
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The portmap executable. With CNI_COMMAND set it is a CNI plugin; without, an operator CLI.
+ * Only the VERSION path is loaded eagerly: everything else is imported when a call needs it, so a
+ * runtime's VERSION probe costs little more than starting Node.
+ */
+import { writeSync } from 'node:fs';
+import { readStdin } from './cni/stdin.js';
+import { versionInfo } from './cni/version-command.js';
+
+/** fd 1 directly: building process.stdout costs more than a CNI answer needs. */
+const print = (text: string): void => {
+  const buf = Buffer.from(text);
+  for (let off = 0; off < buf.length; ) off += writeSync(1, buf, off);
+};
+
+async function main(): Promise<number> {
+  const command = process.env.CNI_COMMAND ?? '';
+  if (command === 'VERSION') {
+    let stdin = '';
+    try {
+      stdin = readStdin();
+    } catch {
+      // VERSION answers even without a readable configuration.
+    }
+    print(`${JSON.stringify(versionInfo(stdin))}\n`);
+    return 0;
+  }
+  if (command !== '') {
+    const { runCni } = await import('./cni/skel.js');
+    return runCni(
+      { env: process.env, stdin: async () => readStdin(), stdout: print },
+      async () => (await import('./portmap/service.js')).createPlugin(),
+    );
+  }
+  const { runCli } = await import('./cli/cli.js');
+  return runCli(process.argv.slice(2));
+}
+
+// Exit explicitly: a CNI call is over once its answer is written (stdout to a pipe is synchronous).
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`portmap: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Who owns a set of firewall entries: one attachment (network name + container id + interface).
+ * Every entry we write carries `comment`, so DEL and GC remove exactly their owner's entries.
+ */
+export interface Owner {
+  network: string;
+  containerID: string;
+  ifname: string;
+  /** 16 hex digits of sha256(network, containerID, ifname). */
+  id: string;
+  /** 8 hex digits of sha256(network): GC only considers entries of its own network. */
+  networkId: string;
+  /** A 32-bit value derived from id: the data of our masquerade map elements, compared on delete. */
+  tag: number;
+  /** `<networkId>:<id> <network>/<containerID>/<ifname>`, at most 128 characters (nft's comment limit). */
+  comment: string;
+}
+
+export const COMMENT_MAX = 128;
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+export function ownerOf(network: string, containerID: string, ifname: string): Owner {
+  const id = sha256(`${network}\0${containerID}\0${ifname}`).slice(0, 16);
+  const networkId = sha256(network).slice(0, 8);
+  const comment = `${networkId}:${id} ${network}/${containerID}/${ifname}`.slice(0, COMMENT_MAX);
+  return { network, containerID, ifname, id, networkId, tag: Number.parseInt(id.slice(0, 8), 16), comment };
+}
+
+export interface ParsedComment {
+  networkId: string;
+  id: string;
+  /** The readable part; may be cut short for very long names. */
+  network?: string;
+  containerID?: string;
+  ifname?: string;
+}
+
+/** Reads an owner comment back; undefined when it is not one of ours. */
+export function parseOwnerComment(comment: string | undefined): ParsedComment | undefined {
+  const m = /^([0-9a-f]{8}):([0-9a-f]{16})(?: (.*))?$/.exec(comment ?? '');
+  if (!m) return undefined;
+  const out: ParsedComment = { networkId: m[1]!, id: m[2]! };
+  const parts = (m[3] ?? '').split('/');
+  if (parts.length === 3) {
+    out.network = parts[0]!;
+    out.containerID = parts[1]!;
+    out.ifname = parts[2]!;
+  }
+  return out;
+}

@@ -1,0 +1,99 @@
+import type { Attachment, PortmapConfig, Protocol } from '../cni/config.js';
+import { invalidConfig } from '../cni/errors.js';
+import type { ContainerAddresses } from '../cni/result.js';
+import { type Cidr, type Family, ipFamily, isUnspecified } from '../net/ip.js';
+import { type Owner, ownerOf } from './owner.js';
+
+/** One forwarded port of one family: (hostIP?, protocol, hostPort) -> (pod, containerPort). */
+export interface Forward {
+  protocol: Protocol;
+  hostPort: number;
+  containerPort: number;
+  /** Only this host address; undefined means every local address of the family. */
+  hostIP?: string;
+}
+
+export type Masquerade = 'none' | 'hairpin' | 'all';
+
+export interface FamilyPlan {
+  family: Family;
+  /** The pod's address with its subnet (the hairpin source range). */
+  pod: Cidr;
+  forwards: Forward[];
+  /** none: snat off; hairpin: the pod's subnet (and 127.0.0.0/8 for IPv4) to the pod; all: masqAll. */
+  masquerade: Masquerade;
+  /** IPv4 with snat and without masqAll: node -> 127.0.0.1:hostPort works (route_localnet). */
+  localhost: boolean;
+  /** Backend-syntax conditions that apply to this attachment's forwards. */
+  conditions?: string[];
+}
+
+/** Everything a backend needs to program one attachment: the pure output of config + prevResult. */
+export interface Plan {
+  owner: Owner;
+  families: FamilyPlan[];
+  afterServices: boolean;
+  serviceCIDRs: Cidr[];
+  /** iptables only */
+  markMasqBit: number;
+  externalSetMarkChain?: string;
+}
+
+const keyOf = (f: Forward): string => `${f.hostIP ?? '*'} ${f.protocol} ${f.hostPort}`;
+
+/** The forwards that apply to a family: a hostIP of the other family is skipped, unspecified means all. */
+export function forwardsFor(config: PortmapConfig, family: Family): Forward[] {
+  const byKey = new Map<string, Forward>();
+  for (const m of config.portMappings) {
+    if (m.hostIP && ipFamily(m.hostIP) !== family) continue;
+    const f: Forward = { protocol: m.protocol, hostPort: m.hostPort, containerPort: m.containerPort };
+    if (m.hostIP && !isUnspecified(m.hostIP)) f.hostIP = m.hostIP;
+    const key = keyOf(f);
+    const seen = byKey.get(key);
+    if (seen && seen.containerPort !== f.containerPort) {
+      throw invalidConfig(
+        `duplicate port mapping for ${f.protocol} host port ${f.hostPort}${f.hostIP ? ` on ${f.hostIP}` : ''}`,
+        `container ports ${seen.containerPort} and ${f.containerPort} both claim it`,
+      );
+    }
+    byKey.set(key, f);
+  }
+  return [...byKey.values()];
+}
+
+export function ownerFor(config: PortmapConfig, containerID: string, ifname: string): Owner {
+  return ownerOf(config.name, containerID, ifname);
+}
+
+export function buildPlan(config: PortmapConfig, owner: Owner, addresses: ContainerAddresses): Plan {
+  const families: FamilyPlan[] = [];
+  for (const family of [4, 6] as const) {
+    const pod = addresses[family];
+    if (!pod) continue;
+    const forwards = forwardsFor(config, family);
+    if (forwards.length === 0) continue;
+    const masquerade: Masquerade = !config.snat ? 'none' : config.masqAll ? 'all' : 'hairpin';
+    const conditions = family === 4 ? config.conditionsV4 : config.conditionsV6;
+    families.push({
+      family,
+      pod,
+      forwards,
+      masquerade,
+      localhost: family === 4 && masquerade === 'hairpin',
+      ...(conditions ? { conditions } : {}),
+    });
+  }
+  return {
+    owner,
+    families,
+    afterServices: config.afterServices,
+    serviceCIDRs: config.serviceCIDRs,
+    markMasqBit: config.markMasqBit,
+    ...(config.externalSetMarkChain ? { externalSetMarkChain: config.externalSetMarkChain } : {}),
+  };
+}
+
+/** GC: the owner ids that are still valid for this network. */
+export function validOwnerIds(network: string, attachments: readonly Attachment[]): Set<string> {
+  return new Set(attachments.map((a) => ownerOf(network, a.containerID, a.ifname).id));
+}

@@ -1,0 +1,109 @@
+import type { Call, PluginVerbs } from '../cni/skel.js';
+import { CniError, ErrorCode } from '../cni/errors.js';
+import { containerAddresses, convertResult, parsePrevResult } from '../cni/result.js';
+import { withLock } from '../host/lock.js';
+import { log } from '../host/log.js';
+import { enableRouteLocalnet, flushUdpConntrack, readRouteLocalnet, routeDevice } from '../host/netlink.js';
+import { backendFor } from './backend-select.js';
+import { type Plan, buildPlan, ownerFor, validOwnerIds } from './plan.js';
+
+/** UDP host ports per family: their stale conntrack entries go on ADD and DEL. */
+async function flushUdp(plan: Plan): Promise<void> {
+  const jobs = plan.families.flatMap((fp) =>
+    [...new Set(fp.forwards.filter((f) => f.protocol === 'udp').map((f) => f.hostPort))].map((port) =>
+      flushUdpConntrack(port, fp.family).catch((err: Error) => log.warn(`failed to delete stale UDP conntrack entries for port ${port}: ${err.message}`)),
+    ),
+  );
+  await Promise.all(jobs);
+}
+
+/** The interface that routes to the pod, for IPv4 localhost forwarding (route_localnet). */
+async function localnetDevice(plan: Plan): Promise<string | undefined> {
+  const fp = plan.families.find((f) => f.localhost);
+  if (!fp) return undefined;
+  try {
+    return await routeDevice(fp.pod.address);
+  } catch (err) {
+    log.warn(`no route to ${fp.pod.address}, localhost forwarding not enabled: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+function planFor(call: Call, required: boolean): Plan | undefined {
+  const { config, args } = call;
+  if (config.prevResult === undefined) {
+    if (required) {
+      throw new CniError(
+        ErrorCode.InvalidConfig,
+        call.args.command === 'CHECK' ? 'Required prevResult missing' : 'must be called as chained plugin',
+        'portmap runs after a main plugin (bridge, ptp, ...) in a conflist; it needs that plugin\'s result',
+      );
+    }
+    return undefined;
+  }
+  const prev = parsePrevResult(config.prevResult, config.cniVersion);
+  return buildPlan(config, ownerFor(config, args.containerId, args.ifname), containerAddresses(prev.result, args.ifname));
+}
+
+export function createPlugin(): PluginVerbs {
+  return {
+    async add(call) {
+      const { config } = call;
+      if (config.prevResult === undefined) planFor(call, true);
+      const prev = parsePrevResult(config.prevResult, config.cniVersion);
+      const result = convertResult(prev, config.cniVersion);
+      if (config.portMappings.length === 0) return result;
+      const plan = planFor(call, true)!;
+      if (plan.families.length === 0) return result;
+      const backend = await backendFor(config);
+      const device = localnetDevice(plan);
+      await withLock(`ADD ${plan.owner.containerID}`, () => backend.add(plan));
+      const dev = await device;
+      await Promise.all([flushUdp(plan), dev ? enableRouteLocalnet(dev) : undefined]);
+      return result;
+    },
+
+    async del(call) {
+      const { config, args } = call;
+      const owner = ownerFor(config, args.containerId, args.ifname);
+      let plan: Plan | undefined;
+      try {
+        plan = config.portMappings.length > 0 ? planFor(call, false) : undefined;
+      } catch (err) {
+        log.warn(`ignoring an unusable prevResult on DEL: ${(err as Error).message}`);
+      }
+      const backend = await backendFor(config);
+      await withLock(`DEL ${args.containerId}`, () => backend.del(owner, plan));
+      if (plan) await flushUdp(plan);
+    },
+
+    async check(call) {
+      const plan = planFor(call, true)!;
+      if (call.config.portMappings.length === 0 || plan.families.length === 0) return;
+      const backend = await backendFor(call.config);
+      await backend.check(plan);
+      const dev = await localnetDevice(plan);
+      if (dev && !(await readRouteLocalnet(dev))) {
+        throw new CniError(ErrorCode.Internal, `route_localnet is off on ${dev}`, 'node -> 127.0.0.1:hostPort cannot reach the pod; a new ADD turns it on');
+      }
+    },
+
+    async gc(call) {
+      const { config } = call;
+      const valid = validOwnerIds(config.name, config.validAttachments ?? []);
+      const backend = await backendFor(config);
+      await withLock('GC', () => backend.gc(config.name, valid));
+    },
+
+    async status(call) {
+      let backend;
+      try {
+        backend = await backendFor(call.config);
+      } catch (err) {
+        if (err instanceof CniError && err.code === ErrorCode.InvalidConfig) throw err;
+        throw new CniError(ErrorCode.PluginNotAvailable, (err as Error).message, err instanceof CniError ? err.details : '');
+      }
+      await backend.status();
+    },
+  };
+}
