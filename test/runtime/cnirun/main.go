@@ -1,0 +1,64 @@
+// cnirun is a minimal container runtime built on the real libcni (Debian's
+// golang-github-appc-cni-dev): it runs a conflist's ADD, CHECK or DEL the way
+// containerd and CRI-O do, including capability args (portMappings) and the
+// result cache that feeds prevResult to CHECK and DEL.
+//
+//	cnirun add|check|del <conflist> <netns-path>
+//
+// Environment: CNI_PATH, CONTAINER_ID, IFNAME (default eth0), CAP_ARGS (JSON
+// capability args, e.g. {"portMappings":[...]}), CNI_CACHE_DIR.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containernetworking/cni/libcni"
+)
+
+func main() {
+	if len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: cnirun add|check|del <conflist> <netns-path>")
+		os.Exit(2)
+	}
+	list, err := libcni.ConfListFromFile(os.Args[2])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	cacheDir := os.Getenv("CNI_CACHE_DIR")
+	cfg := libcni.NewCNIConfigWithCacheDir(filepath.SplitList(os.Getenv("CNI_PATH")), cacheDir, nil)
+	ifname := os.Getenv("IFNAME")
+	if ifname == "" {
+		ifname = "eth0"
+	}
+	rt := &libcni.RuntimeConf{ContainerID: os.Getenv("CONTAINER_ID"), NetNS: os.Args[3], IfName: ifname, CacheDir: cacheDir}
+	if caps := os.Getenv("CAP_ARGS"); caps != "" {
+		if err := json.Unmarshal([]byte(caps), &rt.CapabilityArgs); err != nil {
+			fmt.Fprintln(os.Stderr, "CAP_ARGS:", err)
+			os.Exit(2)
+		}
+	}
+	ctx := context.Background()
+	switch os.Args[1] {
+	case "add":
+		var r interface{ Print() error }
+		r, err = cfg.AddNetworkList(ctx, list, rt)
+		if err == nil {
+			err = r.Print()
+		}
+	case "check":
+		err = cfg.CheckNetworkList(ctx, list, rt)
+	case "del":
+		err = cfg.DelNetworkList(ctx, list, rt)
+	default:
+		err = fmt.Errorf("unknown verb %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
