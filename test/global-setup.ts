@@ -25,6 +25,7 @@ export default function setup(): void {
     } catch (err) {
       throw new Error(
         `could not build the libcni test runtime (${(err as Error).message}); install golang-go and golang-github-appc-cni-dev (see .ci/run)`,
+        { cause: err },
       );
     }
   }

@@ -104,7 +104,7 @@ const conditions = z.optional(
 const optionalBool = (what: string) => z.optional(z.nullable(z.boolean(`${what} must be true or false`)));
 
 const configSchema = z.object({
-  cniVersion: z.string(),
+  cniVersion: z.optional(z.string()),
   name: z.string(),
   backend: z.optional(z.nullable(z.string('backend must be a string'))),
   snat: optionalBool('snat'),
@@ -197,7 +197,8 @@ export function parseConfig(raw: Record<string, unknown>): PortmapConfig {
     throw invalidConfig(`invalid value for ${field}: ${preview(valueAt(input, issue.path))}`, issue.message);
   }
   const c = parsed.data;
-  const cniVersion = requireSupportedVersion(c.cniVersion);
+  // A missing cniVersion is 0.1.0, as in the reference skel and libcni.
+  const cniVersion = requireSupportedVersion(c.cniVersion || '0.1.0');
 
   if (c.markMasqBit !== undefined && c.markMasqBit !== null && c.externalSetMarkChain) {
     throw invalidConfig('Cannot specify externalSetMarkChain and markMasqBit', 'remove one of the two options');

@@ -51,7 +51,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): CmdArgs {
   for (const [name, key, verbs] of REQUIRED) {
     const value = env[name] ?? '';
     out[key] = value;
-    const required = verbs.includes(command);
+    const required = name === 'CNI_COMMAND' || verbs.includes(command);
     if (!required) continue;
     if (value === '') {
       missing.push(name);

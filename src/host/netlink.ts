@@ -29,7 +29,7 @@ export async function enableRouteLocalnet(dev: string): Promise<void> {
   try {
     await writeFile(routeLocalnetPath(dev), '1');
   } catch (err) {
-    throw new Error(`unable to enable route_localnet on ${dev}: ${(err as Error).message}`);
+    throw new Error(`unable to enable route_localnet on ${dev}: ${(err as Error).message}`, { cause: err });
   }
 }
 
