@@ -172,3 +172,47 @@ describe('nftables backend: 50 pods added and deleted concurrently', () => {
     expect(after).not.toMatch(/"comment": "[0-9a-f]{8}:/);
   });
 });
+
+describe('nftables backend: snat, masqAll and conditions with real traffic', () => {
+  let bed: TestBed;
+  beforeAll(async () => {
+    bed = await TestBed.create({ portmap: { backend: 'nftables' } });
+  });
+  afterAll(() => bed?.destroy());
+
+  it('snat: false forwards without masquerading (client address kept, no localhost forwarding)', async () => {
+    bed.writeConflist({ backend: 'nftables', snat: false });
+    const pod = await bed.addPod([{ hostPort: 9600, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(pod.netns, 'nosnat', 80);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 9600))).toEqual({ tag: 'nosnat', peer: CLIENT_V4 });
+    expect(await bed.request(bed.node, 'tcp', '127.0.0.1', 9600, { timeoutMs: 800 })).toBeUndefined();
+    await bed.delPod(pod);
+  });
+
+  it('masqAll masquerades every DNATed connection to the pod', async () => {
+    bed.writeConflist({ backend: 'nftables', masqAll: true });
+    const pod = await bed.addPod([{ hostPort: 9601, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(pod.netns, 'masqall', 80);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 9601))).toEqual({ tag: 'masqall', peer: '10.244.0.1' });
+    await bed.delPod(pod);
+  });
+
+  it('conditionsV4 apply to this attachment only', async () => {
+    bed.writeConflist({ backend: 'nftables', conditionsV4: ['ip', 'saddr', '!=', CLIENT_V4] });
+    const cond = await bed.addPod([{ hostPort: 9602, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(cond.netns, 'cond', 80);
+    bed.writeConflist({ backend: 'nftables' });
+    const plain = await bed.addPod([{ hostPort: 9603, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(plain.netns, 'plain', 80);
+    expect(await bed.request(bed.client, 'tcp', NODE_V4, 9602, { timeoutMs: 800 })).toBeUndefined();
+    expect(reply(await bed.request(bed.node, 'tcp', NODE_V4, 9602)).tag).toBe('cond');
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V6, 9602)).tag).toBe('cond');
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 9603)).tag).toBe('plain');
+    bed.writeConflist({ backend: 'nftables', conditionsV4: ['ip', 'saddr', '!=', CLIENT_V4] });
+    expect((await bed.checkPod(cond)).code).toBe(0);
+    await bed.delPod(cond);
+    expect(await ifUp(bed)).not.toContain(cond.id);
+    bed.writeConflist({ backend: 'nftables' });
+    await bed.delPod(plain);
+  });
+});
