@@ -1,6 +1,6 @@
 import type { Call, PluginVerbs } from '../cni/skel.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
-import { containerAddresses, convertResult, parsePrevResult } from '../cni/result.js';
+import { type PrevResult, containerAddresses, convertResult, parsePrevResult } from '../cni/result.js';
 import { withLock } from '../host/lock.js';
 import { log } from '../host/log.js';
 import { enableRouteLocalnet, flushUdpConntrack, readRouteLocalnet, routeDevice } from '../host/netlink.js';
@@ -29,19 +29,21 @@ async function localnetDevice(plan: Plan): Promise<string | undefined> {
   }
 }
 
-function planFor(call: Call, required: boolean): Plan | undefined {
-  const { config, args } = call;
+/** The prevResult of an ADD or CHECK, which cannot work without one. */
+function requirePrevResult(call: Call): PrevResult {
+  const { config } = call;
   if (config.prevResult === undefined) {
-    if (required) {
-      throw new CniError(
-        ErrorCode.InvalidConfig,
-        call.args.command === 'CHECK' ? 'Required prevResult missing' : 'must be called as chained plugin',
-        'portmap runs after a main plugin (bridge, ptp, ...) in a conflist; it needs that plugin\'s result',
-      );
-    }
-    return undefined;
+    throw new CniError(
+      ErrorCode.InvalidConfig,
+      call.args.command === 'CHECK' ? 'Required prevResult missing' : 'must be called as chained plugin',
+      "portmap runs after a main plugin (bridge, ptp, ...) in a conflist; it needs that plugin's result",
+    );
   }
-  const prev = parsePrevResult(config.prevResult, config.cniVersion);
+  return parsePrevResult(config.prevResult, config.cniVersion);
+}
+
+function planOf(call: Call, prev: PrevResult): Plan {
+  const { config, args } = call;
   return buildPlan(config, ownerFor(config, args.containerId, args.ifname), containerAddresses(prev.result, args.ifname));
 }
 
@@ -49,11 +51,10 @@ export function createPlugin(): PluginVerbs {
   return {
     async add(call) {
       const { config } = call;
-      if (config.prevResult === undefined) planFor(call, true);
-      const prev = parsePrevResult(config.prevResult, config.cniVersion);
+      const prev = requirePrevResult(call);
       const result = convertResult(prev, config.cniVersion);
       if (config.portMappings.length === 0) return result;
-      const plan = planFor(call, true)!;
+      const plan = planOf(call, prev);
       if (plan.families.length === 0) return result;
       const backend = await backendFor(config);
       const device = localnetDevice(plan);
@@ -66,9 +67,10 @@ export function createPlugin(): PluginVerbs {
     async del(call) {
       const { config, args } = call;
       const owner = ownerFor(config, args.containerId, args.ifname);
+      // With mappings and a prevResult, DEL knows exactly what ADD made; otherwise the backend looks it up.
       let plan: Plan | undefined;
       try {
-        plan = config.portMappings.length > 0 ? planFor(call, false) : undefined;
+        if (config.portMappings.length > 0 && config.prevResult !== undefined) plan = planOf(call, requirePrevResult(call));
       } catch (err) {
         log.warn(`ignoring an unusable prevResult on DEL: ${(err as Error).message}`);
       }
@@ -78,8 +80,10 @@ export function createPlugin(): PluginVerbs {
     },
 
     async check(call) {
-      const plan = planFor(call, true)!;
-      if (call.config.portMappings.length === 0 || plan.families.length === 0) return;
+      const prev = requirePrevResult(call);
+      if (call.config.portMappings.length === 0) return;
+      const plan = planOf(call, prev);
+      if (plan.families.length === 0) return;
       const backend = await backendFor(call.config);
       await backend.check(plan);
       const dev = await localnetDevice(plan);
