@@ -2,21 +2,63 @@ import { SUPPORTED_VERSIONS } from '../cni/versions.js';
 
 export const VERSION = '0.1.0';
 
+export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
+
 const HELP = `portmap ${VERSION}: CNI port-mapping (hostPort) plugin, nftables or iptables
 
 As a CNI plugin it is run by a container runtime with CNI_COMMAND set (ADD, DEL, CHECK, GC, STATUS,
 VERSION) and the network configuration on stdin. Install it as /opt/cni/bin/portmap and chain it
 after the main plugin in a .conflist with "capabilities": {"portMappings": true}.
 
-Operator commands (no CNI_COMMAND):
-  portmap --help        this text
-  portmap --version     plugin and CNI protocol versions
+Operator commands (no CNI_COMMAND; run as root, in the node's network namespace):
+  portmap list [--json]     every hostPort forward on this node, read live from the kernel: ours
+                            (nft table inet cni_portmap) and the reference plugin's (iptables
+                            CNI-DN-* chains, nft tables ip/ip6 cni_hostport)
+  portmap doctor [--json] [--cni-conf-dir DIR]
+                            checks the node: duplicate owners of a host port, hostPorts that take
+                            Service traffic, iptables flavour splits, processes shadowed by a
+                            hostPort, conflists without the portMappings capability, ip_forward,
+                            route_localnet, missing tools. Exit 0 when healthy, 1 with findings.
+                            DIR defaults to ${DEFAULT_CNI_CONF_DIR}.
+  portmap --help            this text
+  portmap --version         plugin and CNI protocol versions
 
 Environment: PORTMAP_LOG=debug for debug logs on stderr, PORTMAP_LOG_FILE=<path> to also append them to a file.
 `;
 
+const out = (s: string): void => {
+  process.stdout.write(s);
+};
+const err = (s: string): void => {
+  process.stderr.write(s);
+};
+
+interface Parsed {
+  json: boolean;
+  cniConfDir: string;
+  bad?: string;
+}
+
+function parseOptions(args: readonly string[], allowConfDir: boolean): Parsed {
+  const p: Parsed = { json: false, cniConfDir: DEFAULT_CNI_CONF_DIR };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--json' || a === '-j') p.json = true;
+    else if (allowConfDir && a === '--cni-conf-dir' && args[i + 1] !== undefined) p.cniConfDir = args[++i]!;
+    else if (allowConfDir && a.startsWith('--cni-conf-dir=')) p.cniConfDir = a.slice('--cni-conf-dir='.length);
+    else return { ...p, bad: a };
+  }
+  return p;
+}
+
+function rootNote(): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    err('portmap: not running as root: reading nft and iptables rules needs root (try sudo)\n');
+  }
+}
+
 export async function runCli(argv: readonly string[]): Promise<number> {
-  const [cmd] = argv;
+  const [cmd, ...rest] = argv;
   if (cmd === undefined) {
     process.stderr.write(`CNI plugin portmap ${VERSION}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n(run "portmap --help" for operator commands)\n`);
     return 0;
@@ -28,6 +70,20 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   if (cmd === '--version' || cmd === 'version') {
     process.stdout.write(`portmap ${VERSION}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
     return 0;
+  }
+  if (cmd === 'list' || cmd === 'doctor') {
+    const opts = parseOptions(rest, cmd === 'doctor');
+    if (opts.bad !== undefined) {
+      err(`portmap ${cmd}: unknown option ${JSON.stringify(opts.bad)}\n\n${HELP}`);
+      return 2;
+    }
+    rootNote();
+    if (cmd === 'list') {
+      const { runList } = await import('./list.js');
+      return runList(opts, out, err);
+    }
+    const { runDoctor } = await import('./doctor.js');
+    return runDoctor(opts, out);
   }
   process.stderr.write(`portmap: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
   return 2;

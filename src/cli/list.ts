@@ -1,0 +1,68 @@
+/** `portmap list`: every hostPort forward of this node, read live from the kernel. */
+import { allRows, emptyFacts, gatherRules } from './facts.js';
+import { addrPort, shortId, table } from './format.js';
+import type { ListRow } from './rows.js';
+
+/** Stable order: protocol, port, family, host address. */
+export function sortRows(rows: readonly ListRow[]): ListRow[] {
+  return [...rows].sort(
+    (a, b) =>
+      a.hostPort - b.hostPort ||
+      String(a.protocol).localeCompare(String(b.protocol)) ||
+      a.family - b.family ||
+      (a.hostIP ?? '').localeCompare(b.hostIP ?? '') ||
+      a.source.localeCompare(b.source),
+  );
+}
+
+const backendLabel = (r: ListRow): string => {
+  const base = r.source.startsWith('iptables') ? r.source : 'nftables';
+  if (r.origin === 'reference') return `${base} (reference plugin)`;
+  return r.origin === 'reference-layout' ? `${base} (CNI-DN)` : base;
+};
+
+/** The human table (pure). */
+export function formatRows(rows: readonly ListRow[]): string {
+  if (rows.length === 0) return 'No hostPort mappings on this node.\n';
+  const body = sortRows(rows).map((r) => [
+    String(r.protocol),
+    r.hostIP ?? (r.family === 4 ? '*' : '*6'),
+    String(r.hostPort),
+    '->',
+    addrPort(r.podIP, r.containerPort),
+    r.network ?? '-',
+    shortId(r.containerID, 24),
+    r.ifname ?? '-',
+    backendLabel(r) + (r.conditional ? ' [conditions]' : ''),
+  ]);
+  const out = table(['PROTO', 'HOST ADDRESS', 'PORT', '', 'CONTAINER', 'NETWORK', 'CONTAINER ID', 'IF', 'BACKEND'], body);
+  const notes = [
+    ...(rows.some((r) => !r.hostIP && r.family === 4) ? ['"*": every local IPv4 address'] : []),
+    ...(rows.some((r) => !r.hostIP && r.family === 6) ? ['"*6": every local IPv6 address'] : []),
+  ];
+  if (rows.some((r) => r.origin === 'reference-layout')) {
+    notes.push('CNI-DN: iptables chains in the reference plugin\'s layout, written by it or by this plugin\'s iptables backend');
+  }
+  const note = notes.length > 0 ? `(${notes.join(', ')})\n` : '';
+  return out + note;
+}
+
+export interface ListOptions {
+  json: boolean;
+}
+
+export async function runList(opts: ListOptions, write: (s: string) => void, warn: (s: string) => void): Promise<number> {
+  const facts = emptyFacts();
+  if (!facts.tools.nft && !facts.tools.iptables) {
+    warn('portmap list: neither nft nor iptables is installed (apt-get install nftables iptables)\n');
+  }
+  await gatherRules(facts);
+  const rows = sortRows(allRows(facts));
+  if (opts.json) {
+    write(`${JSON.stringify({ mappings: rows, errors: facts.errors }, null, 2)}\n`);
+  } else {
+    write(formatRows(rows));
+    for (const e of facts.errors) warn(`warning: ${e}\n`);
+  }
+  return facts.errors.length > 0 && rows.length === 0 ? 1 : 0;
+}

@@ -1,0 +1,180 @@
+/**
+ * Pure reading of `nft -j list ruleset`: our table (inet cni_portmap), the reference plugin's
+ * `cni_hostport` tables, kube-proxy's nftables-mode tables and every NAT base chain with its priority.
+ */
+import * as z from 'zod/mini';
+import { rowsOf } from '../backends/nftables/index.js';
+import { type TableState, parseTable } from '../backends/nftables/parse.js';
+import { FAMILY, TABLE, mapNames } from '../backends/nftables/render.js';
+import type { Family } from '../net/ip.js';
+import type { ServicePort } from './iptables.js';
+import type { ListRow } from './rows.js';
+
+const obj = z.looseObject({});
+const ruleset = z.object({
+  nftables: z.array(
+    z.looseObject({
+      table: z.optional(z.looseObject({ family: z.string(), name: z.string() })),
+      chain: z.optional(
+        z.looseObject({
+          family: z.string(),
+          table: z.string(),
+          name: z.string(),
+          type: z.optional(z.string()),
+          hook: z.optional(z.string()),
+          prio: z.optional(z.number()),
+        }),
+      ),
+      rule: z.optional(
+        z.looseObject({
+          family: z.string(),
+          table: z.string(),
+          chain: z.string(),
+          comment: z.optional(z.string()),
+          expr: z.optional(z.array(obj)),
+        }),
+      ),
+      map: z.optional(z.looseObject({ family: z.string(), table: z.string(), name: z.string(), elem: z.optional(z.array(z.unknown())) })),
+    }),
+  ),
+});
+
+export interface NatBaseChain {
+  family: string;
+  table: string;
+  name: string;
+  hook: string;
+  prio: number;
+}
+
+export interface Ruleset {
+  /** Our table, when present. */
+  ours?: TableState;
+  /** Priority of our prerouting chain (-100: afterServices off, -90: on). */
+  ourPriority?: number;
+  /** Our servicecidrs sets, as "addr/len". */
+  serviceCidrs: string[];
+  /** Rows from our table and from the reference's cni_hostport tables. */
+  rows: ListRow[];
+  /** kube-proxy nftables-mode Service ports. */
+  services: ServicePort[];
+  natChains: NatBaseChain[];
+  /** Tables present, "family name" */
+  tables: string[];
+}
+
+type Expr = Record<string, unknown>;
+interface MatchExpr {
+  match?: { op?: string; left?: { payload?: { protocol?: string; field?: string }; meta?: { key?: string } }; right?: unknown };
+}
+
+/** Reads the conventional shape of a reference hostports rule: `[ip daddr X] tcp dport N dnat to A:P`. */
+function referenceRule(expr: Expr[]): { hostIP?: string; protocol?: string; hostPort?: number; podIP?: string; containerPort?: number } {
+  const out: { hostIP?: string; protocol?: string; hostPort?: number; podIP?: string; containerPort?: number } = {};
+  for (const x of expr) {
+    const m = (x as MatchExpr).match;
+    if (m && m.op === '==') {
+      const p = m.left?.payload;
+      if (p?.field === 'daddr' && typeof m.right === 'string') out.hostIP = m.right;
+      if (p?.field === 'dport' && typeof m.right === 'number') {
+        out.hostPort = m.right;
+        if (p.protocol && p.protocol !== 'th') out.protocol = p.protocol;
+      }
+      if ((m.left?.meta?.key === 'l4proto' || p?.field === 'protocol' || p?.field === 'nexthdr') && typeof m.right === 'string') out.protocol = m.right;
+    }
+    const dnat = (x as { dnat?: { addr?: unknown; port?: unknown } }).dnat;
+    if (dnat && typeof dnat.addr === 'string') {
+      out.podIP = dnat.addr;
+      if (typeof dnat.port === 'number') out.containerPort = dnat.port;
+    }
+  }
+  return out;
+}
+
+function prefixText(key: unknown): string | undefined {
+  if (typeof key === 'string') return key.includes('/') ? key : `${key}/${key.includes(':') ? 128 : 32}`;
+  const p = (key as { prefix?: { addr?: string; len?: number } })?.prefix;
+  if (p?.addr !== undefined && p.len !== undefined) return `${p.addr}/${p.len}`;
+  return undefined;
+}
+
+const unwrapElem = (e: unknown): { val: unknown; comment?: string } => {
+  const w = (e as { elem?: { val?: unknown; comment?: string } })?.elem;
+  return w && 'val' in w ? { val: w.val, ...(w.comment ? { comment: w.comment } : {}) } : { val: e };
+};
+
+/** Parses `nft -j list ruleset` (pure). */
+export function parseRuleset(json: string): Ruleset {
+  const doc = ruleset.parse(JSON.parse(json));
+  const out: Ruleset = { serviceCidrs: [], rows: [], services: [], natChains: [], tables: [] };
+  const hasOurs = doc.nftables.some((o) => o.table?.family === FAMILY && o.table.name === TABLE);
+  if (hasOurs) {
+    out.ours = parseTable(json);
+    out.ourPriority = out.ours.chains.get('prerouting')?.prio;
+    const snat4 = new Set(out.ours.elements.filter((e) => e.set === mapNames(4).snat).map((e) => String(e.key)));
+    out.rows.push(
+      ...rowsOf(out.ours).map((r) => ({ ...r, source: `nft ${FAMILY} ${TABLE}`, localhost: r.family === 4 && snat4.has(r.podIP) })),
+    );
+    for (const f of [4, 6] as const) {
+      for (const e of out.ours.elements.filter((x) => x.set === mapNames(f).servicecidrs)) {
+        const t = prefixText(e.key);
+        if (t) out.serviceCidrs.push(t);
+      }
+    }
+  }
+  const refLocalhost = new Set<string>();
+  for (const o of doc.nftables) {
+    if (o.table) out.tables.push(`${o.table.family} ${o.table.name}`);
+    const c = o.chain;
+    if (c && c.type === 'nat' && (c.hook === 'prerouting' || c.hook === 'output') && c.prio !== undefined) {
+      out.natChains.push({ family: c.family, table: c.table, name: c.name, hook: c.hook, prio: c.prio });
+    }
+    const r = o.rule;
+    if (r && r.table === 'cni_hostport' && r.chain === 'masquerading') {
+      const rr = referenceRule(r.expr ?? []);
+      const saddr = (r.expr ?? []).some((x) => {
+        const m = (x as MatchExpr).match;
+        return m?.left?.payload?.field === 'saddr' && m.right === '127.0.0.1';
+      });
+      if (saddr && rr.hostIP) refLocalhost.add(rr.hostIP);
+    }
+    const m = o.map;
+    if (m && m.table === 'kube-proxy' && (m.name === 'service-ips' || m.name === 'service-nodeports')) {
+      for (const entry of m.elem ?? []) {
+        const [k, verdict] = Array.isArray(entry) ? entry : [entry, undefined];
+        const { val, comment } = unwrapElem(k);
+        const parts = ((val as { concat?: unknown[] })?.concat ?? []) as unknown[];
+        const name = comment ?? (JSON.stringify(verdict ?? '').match(/-(\w+\/[^"]+)/)?.[1]);
+        if (m.name === 'service-ips' && parts.length === 3) {
+          out.services.push({ kind: 'clusterIP', address: String(parts[0]), protocol: String(parts[1]), port: Number(parts[2]), mode: 'nftables', source: `nft ${m.family} kube-proxy`, family: m.family === 'ip6' ? 6 : 4, ...(name ? { name } : {}) });
+        }
+        if (m.name === 'service-nodeports' && parts.length === 2) {
+          out.services.push({ kind: 'nodePort', protocol: String(parts[0]), port: Number(parts[1]), mode: 'nftables', source: `nft ${m.family} kube-proxy`, family: m.family === 'ip6' ? 6 : 4, ...(name ? { name } : {}) });
+        }
+      }
+    }
+  }
+  // The reference's nft backend: one rule per mapping in hostports (hostip_hostports before v1.9), comment = container id.
+  for (const o of doc.nftables) {
+    const r = o.rule;
+    if (!r || r.table !== 'cni_hostport' || (r.family !== 'ip' && r.family !== 'ip6')) continue;
+    if (r.chain !== 'hostports' && r.chain !== 'hostip_hostports') continue;
+    const rr = referenceRule(r.expr ?? []);
+    if (rr.hostPort === undefined || rr.podIP === undefined) continue;
+    const family: Family = r.family === 'ip6' ? 6 : 4;
+    out.rows.push({
+      backend: 'nftables',
+      origin: 'reference',
+      source: `nft ${r.family} cni_hostport`,
+      family,
+      protocol: rr.protocol ?? '?',
+      ...(rr.hostIP ? { hostIP: rr.hostIP } : {}),
+      hostPort: rr.hostPort,
+      podIP: rr.podIP,
+      containerPort: rr.containerPort ?? rr.hostPort,
+      ...(r.comment ? { containerID: r.comment } : {}),
+      localhost: family === 4 && refLocalhost.has(rr.podIP),
+    });
+  }
+  return out;
+}
