@@ -1,4 +1,4 @@
-import type { BackendName, Protocol } from '../cni/config.js';
+import type { Attachment, BackendName, Protocol } from '../cni/config.js';
 import type { Family } from '../net/ip.js';
 import type { Owner } from '../portmap/owner.js';
 import type { Plan } from '../portmap/plan.js';
@@ -31,8 +31,11 @@ export interface Backend {
   /** Removes everything `owner` holds. `plan` is given when the call carried mappings and a prevResult. */
   del(owner: Owner, plan?: Plan): Promise<void>;
   check(plan: Plan): Promise<void>;
-  /** Removes the entries of `network` whose owner id is not in `valid`. */
-  gc(network: string, valid: ReadonlySet<string>): Promise<void>;
+  /**
+   * Removes the entries of `network` whose owner id is not in `valid`. `attachments` are the valid
+   * attachments themselves, for backends whose entries carry no interface name (iptables, like the reference).
+   */
+  gc(network: string, valid: ReadonlySet<string>, attachments?: readonly Attachment[]): Promise<void>;
   /** Resolves when the backend can serve ADD; rejects with the reason otherwise. */
   status(): Promise<void>;
   list(): Promise<ForwardRow[]>;

@@ -3,6 +3,7 @@ import { CniError, ErrorCode } from '../cni/errors.js';
 import { type PrevResult, containerAddresses, convertResult, parsePrevResult } from '../cni/result.js';
 import { withLock } from '../host/lock.js';
 import { log } from '../host/log.js';
+import { testpoint } from '../host/testpoint.js';
 import { enableRouteLocalnet, flushUdpConntrack, readRouteLocalnet, routeDevice } from '../host/netlink.js';
 import { backendFor } from './backend-select.js';
 import { type Plan, buildPlan, ownerFor, validOwnerIds } from './plan.js';
@@ -58,9 +59,16 @@ export function createPlugin(): PluginVerbs {
       if (plan.families.length === 0) return result;
       const backend = await backendFor(config);
       const device = localnetDevice(plan);
-      await withLock(`ADD ${plan.owner.containerID}`, () => backend.add(plan));
+      await testpoint('add:before-lock');
+      await withLock(`ADD ${plan.owner.containerID}`, async () => {
+        await testpoint('add:locked');
+        await backend.add(plan);
+        await testpoint('add:applied');
+      });
       const dev = await device;
+      await testpoint('add:unlocked');
       await Promise.all([flushUdp(plan), dev ? enableRouteLocalnet(dev) : undefined]);
+      await testpoint('add:done');
       return result;
     },
 
@@ -75,7 +83,12 @@ export function createPlugin(): PluginVerbs {
         log.warn(`ignoring an unusable prevResult on DEL: ${(err as Error).message}`);
       }
       const backend = await backendFor(config);
-      await withLock(`DEL ${args.containerId}`, () => backend.del(owner, plan));
+      await testpoint('del:before-lock');
+      await withLock(`DEL ${args.containerId}`, async () => {
+        await testpoint('del:locked');
+        await backend.del(owner, plan);
+        await testpoint('del:applied');
+      });
       if (plan) await flushUdp(plan);
     },
 
@@ -96,7 +109,7 @@ export function createPlugin(): PluginVerbs {
       const { config } = call;
       const valid = validOwnerIds(config.name, config.validAttachments ?? []);
       const backend = await backendFor(config);
-      await withLock('GC', () => backend.gc(config.name, valid));
+      await withLock('GC', () => backend.gc(config.name, valid, config.validAttachments ?? []));
     },
 
     async status(call) {

@@ -1,28 +1,311 @@
+/**
+ * The iptables backend: a drop-in for the reference plugin's iptables rules (layout in render.ts), applied
+ * with one `iptables-restore --noflush` per family and change, in the flavour chosen by flavour.ts.
+ *
+ * Process calls per verb (nf_tables flavour, no legacy nat table on the node):
+ * - ADD: one restore per family (in parallel). The document creates the attachment's chain with `-N` and
+ *   re-asserts the shared rules with `-D`+`-A` pairs, so it fails as a whole when the chain already exists
+ *   (a re-ADD) or a shared chain or rule is missing. Then the slow path lists the few chains involved
+ *   (`-S <chain>`, in parallel) and writes one exact repair document. Nothing lists CNI-HOSTPORT-DNAT or the
+ *   table on the fast path, so ADD does not slow down as the node fills up.
+ * - DEL with mappings + prevResult: one restore per family deleting exactly the ADD's rules and chain.
+ *   If it fails (already deleted, or made by the reference plugin with other entry rules), or without
+ *   mappings: `-S CNI-DN-<hash>` and `-S CNI-SN-<hash>` (cheap); only when the chain exists is
+ *   CNI-HOSTPORT-DNAT listed to find the rules jumping to it. A second DEL costs two cheap probes.
+ * - CHECK: lists our chains and the base chains of the nat table (never the whole table).
+ * - GC: lists CNI-HOSTPORT-DNAT, removes the attachments of this network whose container is not valid.
+ * - STATUS: `iptables-restore --test` of an empty nat document and `iptables -t nat -S OUTPUT 1`.
+ * With the legacy flavour every change rewrites the whole table in the kernel (the x_tables API), so
+ * its cost grows with the table whatever we do; the same holds for kube-proxy and the reference plugin.
+ */
+import type { Attachment } from '../../cni/config.js';
 import { CniError, ErrorCode } from '../../cni/errors.js';
+import { CommandError, run } from '../../host/exec.js';
+import { log } from '../../host/log.js';
+import type { Family } from '../../net/ip.js';
+import type { Owner } from '../../portmap/owner.js';
+import { type FamilyPlan, type Plan } from '../../portmap/plan.js';
 import type { Backend, ForwardRow } from '../backend.js';
+import { type Flavour, type FlavourName, IPT_TIMEOUT_MS, LOCK_WAIT, binariesFor, detectFlavour } from './flavour.js';
+import { canonical, dnatRows, entryKey, parseRules, sameRule, valueOf } from './parse.js';
+import {
+  type Args, KUBE_SERVICES, MASQ, OLD_TOP_SNAT, type Rule, SETMARK, TOP_DNAT, addFastDocument, addRepairDocument,
+  delFastDocument, dnatChain, dnatRules, entryRules, jumpToDnat, jumpToMasq, masqRule, natDocument, needsMasqChains,
+  parseEntryComment, setMarkRule, snatChain, targetOf, teardownLines,
+} from './render.js';
 
-/** Placeholder until the iptables backend lands. */
+const FAMILIES: readonly Family[] = [4, 6];
+const famLabel = (f: Family): string => (f === 4 ? 'IPv4' : 'IPv6');
+
+/** The binaries of one flavour and family. */
+class Ipt {
+  constructor(
+    readonly flavour: FlavourName | 'unknown',
+    readonly family: Family,
+    readonly iptables: string,
+    readonly restoreBin: string,
+  ) {}
+
+  static of(fl: Flavour, family: Family, name: FlavourName | 'unknown' = fl.name): Ipt {
+    const bin = name === fl.name ? fl.bin : binariesFor(name, fl.path);
+    return new Ipt(name, family, bin.iptables[family], bin.restore[family]);
+  }
+
+  get where(): string {
+    return `${famLabel(this.family)} nat table, iptables flavour ${this.flavour} (${this.restoreBin})`;
+  }
+
+  async restore(doc: string): Promise<void> {
+    log.debug(`${this.restoreBin} --noflush:\n${doc}`);
+    await run(this.restoreBin, ['--noflush', LOCK_WAIT], { input: doc, timeoutMs: IPT_TIMEOUT_MS });
+  }
+
+  /** The rules of one nat chain; undefined when the chain does not exist. */
+  async list(chain: string): Promise<Args[] | undefined> {
+    const res = await run(this.iptables, [LOCK_WAIT, '-t', 'nat', '-S', chain], { timeoutMs: IPT_TIMEOUT_MS, okCodes: [1] });
+    if (res.code === 1) {
+      if (/No chain|does not exist|incompatible|doesn't exist/i.test(res.stderr) || res.stderr.trim() === '') return undefined;
+      throw new CommandError(`${this.iptables} -t nat -S ${chain} failed: ${res.stderr.trim()}`, this.iptables, ['-S', chain], 1, res.stderr, 'failed');
+    }
+    return parseRules(res.stdout).filter((r) => r.chain === chain).map((r) => r.args);
+  }
+
+  async listMany(chains: readonly string[]): Promise<Map<string, Args[] | undefined>> {
+    const lists = await Promise.all(chains.map((c) => this.list(c)));
+    return new Map(chains.map((c, i) => [c, lists[i]]));
+  }
+}
+
+/** Turns a failure into a CNI error that says which flavour and binary failed. */
+function failure(ipt: Ipt, what: string, err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof CommandError && err.kind === 'missing') {
+    return new CniError(ErrorCode.PluginNotAvailable, `${what}: ${err.command} not found (iptables flavour ${ipt.flavour})`, 'install iptables (Debian/Ubuntu: apt-get install iptables) or use "backend": "nftables"');
+  }
+  const detail = err instanceof CommandError ? err.stderr.trim() || err.message : (err as Error).message;
+  return new CniError(ErrorCode.Internal, `${what} in the ${ipt.where} failed: ${detail.split('\n').slice(0, 4).join('; ')}`, '');
+}
+
+const isFailed = (err: unknown): boolean => err instanceof CommandError && err.kind === 'failed';
+
 export class IptablesBackend implements Backend {
   readonly name = 'iptables' as const;
-  private fail(): never {
-    throw new CniError(ErrorCode.PluginNotAvailable, 'the iptables backend is not available in this build', 'use "backend": "nftables"');
+
+  async add(plan: Plan): Promise<void> {
+    const fl = await detectFlavour();
+    await Promise.all(plan.families.map((fp) => this.addFamily(Ipt.of(fl, fp.family), plan, fp)));
   }
-  async add(): Promise<void> {
-    this.fail();
+
+  private async addFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan): Promise<void> {
+    const fast = addFastDocument(plan, fp);
+    try {
+      await ipt.restore(fast);
+      return;
+    } catch (err) {
+      if (!isFailed(err)) throw failure(ipt, 'ADD', err);
+      log.debug(`iptables ADD fast path failed in the ${ipt.where}, reading the chains: ${(err as Error).message}`);
+    }
+    try {
+      const chain = dnatChain(plan.owner.network, plan.owner.containerID);
+      const names = ['PREROUTING', 'OUTPUT', TOP_DNAT, chain];
+      if (needsMasqChains(plan, fp)) names.push('POSTROUTING', SETMARK, MASQ);
+      const external = fp.masquerade !== 'none' ? plan.externalSetMarkChain : undefined;
+      if (external) names.push(external);
+      const chains = await ipt.listMany(names);
+      if (external && chains.get(external) === undefined) {
+        throw new CniError(ErrorCode.Internal, `externalSetMarkChain ${external} does not exist in the ${ipt.where}`, 'create that chain first (it must mark packets for masquerade), or remove externalSetMarkChain');
+      }
+      const replaced = chains.get(chain) !== undefined;
+      const stale = (chains.get(TOP_DNAT) ?? []).filter((r) => targetOf(r) === chain).length;
+      if (replaced) log.debug(`ADD replaces the existing rules of ${chain} (${stale} entry rules) for ${plan.owner.network}/${plan.owner.containerID}`);
+      await ipt.restore(addRepairDocument(plan, fp, { chains }, sameRule));
+    } catch (err) {
+      throw failure(ipt, 'ADD', err);
+    }
   }
-  async del(): Promise<void> {
-    this.fail();
+
+  async del(owner: Owner, plan?: Plan): Promise<void> {
+    const fl = await detectFlavour();
+    const fast = new Set<Family>();
+    if (plan) {
+      await Promise.all(
+        plan.families.map(async (fp) => {
+          const ipt = Ipt.of(fl, fp.family);
+          try {
+            await ipt.restore(delFastDocument(plan, fp));
+            fast.add(fp.family);
+          } catch (err) {
+            if (!isFailed(err)) throw failure(ipt, 'DEL', err);
+            log.debug(`iptables DEL fast path failed in the ${ipt.where}: ${(err as Error).message}`);
+          }
+        }),
+      );
+    }
+    const flavours = [...new Set<FlavourName | 'unknown'>([fl.name, ...fl.present])];
+    const jobs: Array<Promise<void>> = [];
+    for (const family of FAMILIES) {
+      for (const name of flavours) {
+        if (name === fl.name && fast.has(family)) continue;
+        jobs.push(this.teardown(Ipt.of(fl, family, name), owner));
+      }
+    }
+    await Promise.all(jobs);
   }
-  async check(): Promise<void> {
-    this.fail();
+
+  /** Removes the attachment's CNI-DN (and legacy CNI-SN) chain and the rules that jump to them. */
+  private async teardown(ipt: Ipt, owner: Owner): Promise<void> {
+    const dn = dnatChain(owner.network, owner.containerID);
+    const sn = snatChain(owner.network, owner.containerID);
+    try {
+      const [dnRules, snRules] = await Promise.all([ipt.list(dn), ipt.list(sn)]);
+      const chains: string[] = [];
+      const referers: Rule[] = [];
+      if (dnRules !== undefined) {
+        chains.push(dn);
+        for (const args of (await ipt.list(TOP_DNAT)) ?? []) referers.push({ chain: TOP_DNAT, args });
+      }
+      if (snRules !== undefined) {
+        chains.push(sn);
+        for (const args of (await ipt.list(OLD_TOP_SNAT)) ?? []) referers.push({ chain: OLD_TOP_SNAT, args });
+      }
+      if (chains.length === 0) return;
+      await ipt.restore(natDocument(teardownLines(chains, referers)));
+    } catch (err) {
+      if (ipt.family === 6 && !(err instanceof CniError)) {
+        // A node without IPv6 NAT (no ip6tables nat table) has no IPv6 rules of ours to remove.
+        log.debug(`DEL: skipping the ${ipt.where}: ${(err as Error).message}`);
+        return;
+      }
+      throw failure(ipt, 'DEL', err);
+    }
   }
-  async gc(): Promise<void> {
-    this.fail();
+
+  async check(plan: Plan): Promise<void> {
+    const fl = await detectFlavour();
+    for (const fp of plan.families) await this.checkFamily(Ipt.of(fl, fp.family), plan, fp);
   }
+
+  private async checkFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan): Promise<void> {
+    const chain = dnatChain(plan.owner.network, plan.owner.containerID);
+    const masq = needsMasqChains(plan, fp);
+    const names = ['PREROUTING', 'OUTPUT', TOP_DNAT, chain, ...(masq ? ['POSTROUTING', SETMARK, MASQ] : [])];
+    let chains: Map<string, Args[] | undefined>;
+    try {
+      chains = await ipt.listMany(names);
+    } catch (err) {
+      throw failure(ipt, 'CHECK', err);
+    }
+    const fix = 'a new ADD (or restarting the pod) reinstalls them';
+    const fail = (msg: string, details = fix) => new CniError(ErrorCode.Internal, `${msg} (${ipt.where})`, details);
+    const have = chains.get(chain);
+    if (have === undefined) throw fail(`chain ${chain} of ${plan.owner.network}/${plan.owner.containerID} not found`);
+    const want = dnatRules(plan, fp);
+    if (have.length !== want.length || have.some((r, i) => canonical(r) !== canonical(want[i]!))) {
+      throw fail(`chain ${chain} does not hold the expected rules (${have.length} rules, expected ${want.length})`);
+    }
+    const entries = chains.get(TOP_DNAT);
+    if (entries === undefined) throw fail(`chain ${TOP_DNAT} not found`);
+    const keys = new Set(entries.map(entryKey));
+    for (const e of entryRules(plan, fp)) {
+      if (!keys.has(entryKey(e))) throw fail(`${TOP_DNAT} has no entry rule for ${valueOf(e, '-p')} ports ${valueOf(e, '--destination-ports')} to ${chain}`);
+    }
+    for (const c of ['PREROUTING', 'OUTPUT']) {
+      const list = chains.get(c) ?? [];
+      const mine = list.findIndex((r) => sameRule(r, jumpToDnat()));
+      if (mine < 0) throw fail(`the jump from ${c} to ${TOP_DNAT} is missing`);
+      const kube = list.findIndex((r) => targetOf(r) === KUBE_SERVICES);
+      if (plan.afterServices && kube > mine) {
+        throw fail(`the jump from ${c} to ${TOP_DNAT} comes before kube-proxy's ${KUBE_SERVICES} jump (afterServices)`, 'a new ADD moves it below KUBE-SERVICES');
+      }
+    }
+    if (masq) {
+      if (!(chains.get('POSTROUTING') ?? []).some((r) => sameRule(r, jumpToMasq()))) throw fail(`the jump from POSTROUTING to ${MASQ} is missing`);
+      if (!(chains.get(SETMARK) ?? []).some((r) => sameRule(r, setMarkRule(plan.markMasqBit)))) throw fail(`${SETMARK} does not set the mark ${plan.markMasqBit}`);
+      if (!(chains.get(MASQ) ?? []).some((r) => sameRule(r, masqRule(plan.markMasqBit)))) throw fail(`${MASQ} does not masquerade the mark of bit ${plan.markMasqBit}`);
+    }
+  }
+
+  async gc(network: string, _valid: ReadonlySet<string>, attachments: readonly Attachment[] = []): Promise<void> {
+    const fl = await detectFlavour();
+    // The reference's chain name has no interface name: a container that is valid with any ifname keeps it.
+    const keep = new Set(attachments.map((a) => dnatChain(network, a.containerID)));
+    const flavours = [...new Set<FlavourName | 'unknown'>([fl.name, ...fl.present])];
+    const jobs: Array<Promise<void>> = [];
+    for (const family of FAMILIES) for (const name of flavours) jobs.push(this.gcFamily(Ipt.of(fl, family, name), network, keep));
+    await Promise.all(jobs);
+  }
+
+  private async gcFamily(ipt: Ipt, network: string, keep: ReadonlySet<string>): Promise<void> {
+    try {
+      const entries = await ipt.list(TOP_DNAT);
+      if (!entries) return;
+      const stale = new Set<string>();
+      for (const r of entries) {
+        const target = targetOf(r) ?? '';
+        const c = parseEntryComment(valueOf(r, '--comment'));
+        if (!target.startsWith('CNI-DN-') || !c) continue;
+        // A cut comment still holds the whole network name; validity is decided by the chain's hash.
+        if (c.network === network && !keep.has(target)) stale.add(target);
+      }
+      if (stale.size === 0) return;
+      log.info(`GC: removing ${stale.size} stale hostPort chain(s) of network ${network} from the ${ipt.where}`);
+      const referers = entries.map((args) => ({ chain: TOP_DNAT, args }));
+      await ipt.restore(natDocument(teardownLines([...stale], referers)));
+    } catch (err) {
+      if (ipt.family === 6 && !(err instanceof CniError)) {
+        log.debug(`GC: skipping the ${ipt.where}: ${(err as Error).message}`);
+        return;
+      }
+      throw failure(ipt, 'GC', err);
+    }
+  }
+
   async status(): Promise<void> {
-    this.fail();
+    const fl = await detectFlavour();
+    const errors: string[] = [];
+    for (const family of FAMILIES) {
+      const ipt = Ipt.of(fl, family);
+      try {
+        await run(ipt.restoreBin, ['--noflush', '--test', LOCK_WAIT], { input: natDocument([]), timeoutMs: IPT_TIMEOUT_MS });
+        await run(ipt.iptables, [LOCK_WAIT, '-t', 'nat', '-S', 'OUTPUT', '1'], { timeoutMs: IPT_TIMEOUT_MS });
+      } catch (err) {
+        errors.push(`${famLabel(family)}: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+    if (errors.length === FAMILIES.length) {
+      throw new CniError(
+        ErrorCode.PluginNotAvailable,
+        `iptables backend not usable with iptables flavour ${fl.name} (${fl.bin.restore[4]}, ${fl.bin.iptables[4]}; chosen because ${fl.reason}): ${errors.join('; ')}`,
+        'install iptables (Debian/Ubuntu: apt-get install iptables), make sure the kernel has the nat table, or use "backend": "nftables"',
+      );
+    }
+    for (const e of errors) log.warn(`iptables flavour ${fl.name}: ${e}`);
   }
+
   async list(): Promise<ForwardRow[]> {
-    return [];
+    const fl = await detectFlavour();
+    const rows: ForwardRow[] = [];
+    for (const family of FAMILIES) {
+      const ipt = Ipt.of(fl, family);
+      const entries = await ipt.list(TOP_DNAT).catch(() => undefined);
+      if (!entries) continue;
+      const targets = [...new Set(entries.map((r) => targetOf(r) ?? '').filter((t) => t.startsWith('CNI-DN-')))];
+      const chains = await ipt.listMany(targets).catch(() => new Map<string, Args[] | undefined>());
+      for (const t of targets) {
+        const entry = entries.find((r) => targetOf(r) === t);
+        const who = parseEntryComment(entry ? valueOf(entry, '--comment') : undefined);
+        const conditional = entry !== undefined && canonical(entry).split(' ').some((p) => !/^(-m=comment|-m=multiport|-p=|--comment=|--dports=|--destination-ports=|-j=)/.test(p));
+        for (const r of dnatRows((chains.get(t) ?? []).map((args) => ({ chain: t, args })), family)) {
+          rows.push({
+            backend: 'iptables',
+            origin: 'portmap-ts',
+            ...r,
+            ...(who ? { network: who.network, containerID: who.containerID } : {}),
+            ...(conditional ? { conditional: true } : {}),
+          });
+        }
+      }
+    }
+    return rows;
   }
 }
