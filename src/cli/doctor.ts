@@ -24,9 +24,7 @@ const keyOf = (r: ListRow): string => `${r.family}|${r.protocol}|${r.hostIP ?? '
 /** "pod 10.244.0.5:80 (net/container)" */
 export function describeRow(r: ListRow): string {
   const who = r.containerID ? ` (${r.network ? `${r.network}/` : ''}${r.containerID}${r.ifname ? `/${r.ifname}` : ''})` : '';
-  const where = r.origin === 'reference'
-    ? `reference plugin, ${r.source}`
-    : r.chain ? `${r.source} ${r.chain}` : `portmap, ${r.source}`;
+  const where = `${r.origin === 'reference' ? 'reference plugin' : 'portmap'}, ${r.source}${r.chain ? ` ${r.chain}` : ''}`;
   return `${addrPort(r.podIP, r.containerPort)}${who} [${where}]`;
 }
 

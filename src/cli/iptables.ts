@@ -4,6 +4,7 @@
  * PREROUTING/OUTPUT. Nothing here runs a process.
  */
 import type { Family } from '../net/ip.js';
+import { isOwnMarker } from '../backends/iptables/render.js';
 import { parseOwnerComment } from '../portmap/owner.js';
 import type { ListRow } from './rows.js';
 
@@ -123,8 +124,8 @@ export interface DnChain {
   comment?: string;
   network?: string;
   containerID?: string;
-  /** An owner comment of ours, or the reference layout (`dnat name: ... id: ...`), shared by both plugins. */
-  origin: 'portmap-ts' | 'reference-layout';
+  /** Ours when the chain starts with our marker rule (OWN_MARKER), else the reference plugin's. */
+  origin: 'portmap-ts' | 'reference';
   /** `-d <cidr> -j RETURN` rules of the chain (serviceCIDRs) */
   excludes: string[];
   /** protocol -> host ports of the entry rules */
@@ -148,7 +149,7 @@ export function dnChains(nat: NatTable): DnChain[] {
       ...(comment !== undefined ? { comment } : {}),
       ...parseDnatComment(comment),
       ...(owner?.network ? { network: owner.network, containerID: owner.containerID! } : {}),
-      origin: owner ? 'portmap-ts' : 'reference-layout',
+      origin: owner ? 'portmap-ts' : 'reference',
       excludes: [],
       entryPorts: new Map(),
       localhost: false,
@@ -165,6 +166,7 @@ export function dnChains(nat: NatTable): DnChain[] {
   for (const dn of out.values()) {
     const rules = nat.chains.get(dn.chain) ?? [];
     dn.localhost = rules.some((r) => opt(r, '-s', '--source') === '127.0.0.1/32');
+    if (rules.some((r) => isOwnMarker(r.args))) dn.origin = 'portmap-ts';
     dn.excludes = rules.filter((r) => target(r) === 'RETURN' && opt(r, '-d', '--destination')).map((r) => opt(r, '-d', '--destination')!);
   }
   return [...out.values()].sort((a, b) => a.order - b.order);

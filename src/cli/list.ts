@@ -17,8 +17,7 @@ export function sortRows(rows: readonly ListRow[]): ListRow[] {
 
 const backendLabel = (r: ListRow): string => {
   const base = r.source.startsWith('iptables') ? r.source : 'nftables';
-  if (r.origin === 'reference') return `${base} (reference plugin)`;
-  return r.origin === 'reference-layout' ? `${base} (CNI-DN)` : base;
+  return r.origin === 'reference' ? `${base} (reference plugin)` : base;
 };
 
 /** The human table (pure). */
@@ -40,9 +39,6 @@ export function formatRows(rows: readonly ListRow[]): string {
     ...(rows.some((r) => !r.hostIP && r.family === 4) ? ['"*": every local IPv4 address'] : []),
     ...(rows.some((r) => !r.hostIP && r.family === 6) ? ['"*6": every local IPv6 address'] : []),
   ];
-  if (rows.some((r) => r.origin === 'reference-layout')) {
-    notes.push('CNI-DN: iptables chains in the reference plugin\'s layout, written by it or by this plugin\'s iptables backend');
-  }
   const note = notes.length > 0 ? `(${notes.join(', ')})\n` : '';
   return out + note;
 }

@@ -3,10 +3,10 @@ import type { ForwardRow } from '../backends/backend.js';
 /** A forward as `portmap list` shows it: a backend row plus where it was read. */
 export interface ListRow extends Omit<ForwardRow, 'origin'> {
   /**
-   * portmap-ts: our nft table; reference: the reference plugin's nft table cni_hostport; reference-layout:
-   * iptables CNI-DN-* chains, which the reference plugin and our iptables backend write alike (by design).
+   * portmap-ts: our nft table, or a CNI-DN-* chain holding our marker rule; reference: the reference
+   * plugin's nft table cni_hostport, or a CNI-DN-* chain without our marker (same layout otherwise).
    */
-  origin: ForwardRow['origin'] | 'reference-layout';
+  origin: ForwardRow['origin'];
   /** iptables: destinations the CNI-DN chain RETURNs first (serviceCIDRs) */
   excludes?: string[];
   /** nft inet cni_portmap, nft ip cni_hostport, iptables-nft, iptables-legacy */

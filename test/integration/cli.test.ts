@@ -86,7 +86,7 @@ describe('portmap list matches the traffic that flows', () => {
     const rows = await list(bed);
     const v4 = rows.filter((r) => r.family === 4).map((r) => `${r.protocol} ${r.hostIP ?? '*'}:${r.hostPort} -> ${r.podIP}:${r.containerPort} ${r.origin} ${r.containerID}`);
     expect(v4.sort()).toEqual([
-      `tcp *:7070 -> ${c.ip4}:82 reference-layout ref-c`,
+      `tcp *:7070 -> ${c.ip4}:82 reference ref-c`,
       `tcp *:8080 -> ${a.ip4}:80 portmap-ts ${a.id}`,
       `tcp ${NODE_V4_B}:9090 -> ${b.ip4}:81 portmap-ts ${b.id}`,
       `udp *:8053 -> ${a.ip4}:53 portmap-ts ${a.id}`,

@@ -66,8 +66,8 @@ describe('iptables-save parsing', () => {
     const nat = parseNat(REFERENCE_SAVE);
     const chains = dnChains(nat);
     expect(chains.map((c) => [c.chain, c.containerID, c.network, c.origin, c.localhost])).toEqual([
-      ['CNI-DN-b6c5fb6c593e895d843cb', '2d2b3521aa217', 'podman', 'reference-layout', true],
-      ['CNI-DN-4b2fe54a72f0cde89f206', 'container-1', 'mynet', 'reference-layout', false],
+      ['CNI-DN-b6c5fb6c593e895d843cb', '2d2b3521aa217', 'podman', 'reference', true],
+      ['CNI-DN-4b2fe54a72f0cde89f206', 'container-1', 'mynet', 'reference', false],
     ]);
     expect(chains[1]!.entryPorts.get('tcp')).toEqual([8843, 9000, 9001]);
   });
@@ -149,8 +149,8 @@ describe('ss, ipset and table output', () => {
     const text = formatRows(rows);
     expect(text.split('\n')[0]).toMatch(/^PROTO\s+HOST ADDRESS\s+PORT\s+CONTAINER\s+NETWORK\s+CONTAINER ID\s+IF\s+BACKEND$/);
     expect(text).toMatch(/tcp\s+\*\s+8080\s+->\s+10\.0\.0\.2:80\s+-\s+ctr-one\s+-\s+nftables \(reference plugin\)/);
-    expect(text).toMatch(/udp\s+192\.168\.1\.10\s+5353\s+->\s+10\.88\.0\.5:53\s+mynet\s+container-1\s+-\s+iptables-legacy \(CNI-DN\)/);
-    expect(text).toContain('("*": every local IPv4 address, CNI-DN: iptables chains in the reference plugin\'s layout');
+    expect(text).toMatch(/udp\s+192\.168\.1\.10\s+5353\s+->\s+10\.88\.0\.5:53\s+mynet\s+container-1\s+-\s+iptables-legacy \(reference plugin\)/);
+    expect(text).toContain('("*": every local IPv4 address)');
     expect(formatRows([])).toBe('No hostPort mappings on this node.\n');
   });
 });
@@ -181,18 +181,18 @@ describe('doctor checks', () => {
     const f = diagnose(facts({ iptables: [{ flavour: 'nft', family: 4, nat: parseNat(REFERENCE_SAVE) }] }));
     const dup = f.filter((x) => x.id === 'duplicate-hostport');
     expect(dup).toHaveLength(1);
-    expect(dup[0]!.message).toMatch(/^Host port tcp\/8843 has 2 owners\. 10\.88\.0\.4:443 \(podman\/2d2b3521aa217\) \[iptables-nft CNI-DN-b6c5fb6c593e895d843cb\] receives the traffic/);
+    expect(dup[0]!.message).toMatch(/^Host port tcp\/8843 has 2 owners\. 10\.88\.0\.4:443 \(podman\/2d2b3521aa217\) \[reference plugin, iptables-nft CNI-DN-b6c5fb6c593e895d843cb\] receives the traffic/);
     expect(dup[0]!.fix).toContain('iptables -t nat -X CNI-DN-4b2fe54a72f0cde89f206');
   });
 
   it('duplicate owners across tables: the lower priority wins, equal priorities are undefined', () => {
-    const ref = ours({ origin: 'reference-layout', source: 'iptables-nft', backend: 'iptables', containerID: 'old', podIP: '10.244.0.9', chain: 'CNI-DN-x' });
+    const ref = ours({ origin: 'reference', source: 'iptables-nft', backend: 'iptables', containerID: 'old', podIP: '10.244.0.9', chain: 'CNI-DN-x' });
     expect(diagnose(facts({}, { rows: [ours(), ref], ourPriority: -100 }))[0]!.message).toMatch(/different tables at the same NAT priority \(-100\)/);
     // at -90 ours runs after iptables' -100: the reference chain wins
     const iptRows = facts({}, { rows: [ours()], ourPriority: -90 });
     const nat = parseNat('*nat\n-A PREROUTING -j CNI-HOSTPORT-DNAT\n-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"n\\" id: \\"old\\"" -m multiport --dports 3306 -j CNI-DN-x\n-A CNI-DN-x -p tcp -m tcp --dport 3306 -j DNAT --to-destination 10.244.0.9:3306\nCOMMIT\n');
     iptRows.iptables = [{ flavour: 'nft', family: 4, nat }];
-    expect(diagnose(iptRows)[0]!.message).toMatch(/10\.244\.0\.9:3306 \(n\/old\) \[iptables-nft CNI-DN-x\] receives the traffic \(its NAT hook priority \(-100\) runs first\)/);
+    expect(diagnose(iptRows)[0]!.message).toMatch(/10\.244\.0\.9:3306 \(n\/old\) \[reference plugin, iptables-nft CNI-DN-x\] receives the traffic \(its NAT hook priority \(-100\) runs first\)/);
   });
 
   it('ipvs ClusterIP equal to a hostPort is captured unless serviceCIDRs excludes it; a hostIP elsewhere is safe', () => {
@@ -203,7 +203,7 @@ describe('doctor checks', () => {
     expect(ids(facts({ ipsetServices: [clusterIP] }, { rows: [ours({ hostIP: '192.0.2.1' })] }))).toEqual([]);
     expect(ids(facts({ ipsetServices: [clusterIP] }, { rows: [ours({ protocol: 'udp' })] }))).toEqual([]);
     // an iptables CNI-DN chain that RETURNs the Service CIDR first (our iptables backend's serviceCIDRs)
-    const dn = ours({ origin: 'reference-layout', source: 'iptables-nft', backend: 'iptables', chain: 'CNI-DN-x' });
+    const dn = ours({ origin: 'reference', source: 'iptables-nft', backend: 'iptables', chain: 'CNI-DN-x' });
     expect(ids(facts({ ipsetServices: [clusterIP] }, { rows: [dn] }))).toEqual(['service-port-captured']);
     expect(ids(facts({ ipsetServices: [clusterIP] }, { rows: [{ ...dn, excludes: ['10.96.0.0/12'] }] }))).toEqual([]);
   });
@@ -265,5 +265,31 @@ describe('doctor checks', () => {
     expect(rl.map((x) => x.id)).toEqual(['route-localnet-off']);
     expect(rl[0]!.message).toContain('127.0.0.1:tcp/3306');
     expect(ids(facts({ tools: { nft: false, iptables: false, conntrack: false, ss: true, ip: true } }))).toEqual(['tool-missing-nft', 'tool-missing-iptables', 'tool-missing-conntrack']);
+  });
+});
+
+describe('telling our iptables chains from the reference plugin\'s', () => {
+  it('a CNI-DN chain written by our iptables backend carries the marker rule; the reference\'s does not', async () => {
+    const { addFastDocument, dnatChain } = await import('../../src/backends/iptables/render.js');
+    const { parseConfig } = await import('../../src/cni/config.js');
+    const { buildPlan, ownerFor } = await import('../../src/portmap/plan.js');
+    const { parseCidr } = await import('../../src/net/ip.js');
+    const config = parseConfig({ cniVersion: '1.0.0', name: 'mynet', backend: 'iptables', runtimeConfig: { portMappings: [{ hostPort: 7070, containerPort: 80 }] } });
+    const plan = buildPlan(config, ownerFor(config, 'ours-1', 'eth0'), { 4: parseCidr('10.244.0.7/24') });
+    const doc = addFastDocument(plan, plan.families[0]!);
+    const chain = dnatChain('mynet', 'ours-1');
+    expect(doc).toContain(`-A ${chain} -m comment --comment portmap-ts`);
+    // As iptables-save prints both kinds side by side:
+    const save = [
+      '*nat',
+      `-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"mynet\\" id: \\"ours-1\\"" -m multiport --dports 7070 -j ${chain}`,
+      '-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"mynet\\" id: \\"container-1\\"" -m multiport --dports 7071 -j CNI-DN-4b2fe54a72f0cde89f206',
+      `-A ${chain} -m comment --comment portmap-ts`,
+      `-A ${chain} -p tcp -m tcp --dport 7070 -j DNAT --to-destination 10.244.0.7:80`,
+      '-A CNI-DN-4b2fe54a72f0cde89f206 -p tcp -m tcp --dport 7071 -j DNAT --to-destination 10.244.0.8:80',
+      'COMMIT',
+    ].join('\n');
+    const origins = Object.fromEntries(dnChains(parseNat(save)).map((d) => [d.containerID, d.origin]));
+    expect(origins).toEqual({ 'ours-1': 'portmap-ts', 'container-1': 'reference' });
   });
 });

@@ -31,7 +31,7 @@ import { canonical, dnatRows, entryKey, parseRules, sameRule, valueOf } from './
 import {
   type Args, KUBE_SERVICES, MASQ, OLD_TOP_SNAT, type Rule, SETMARK, TOP_DNAT, addFastDocument, addRepairDocument,
   delFastDocument, dnatChain, dnatRules, entryRules, jumpToDnat, jumpToMasq, masqRule, natDocument, needsMasqChains,
-  parseEntryComment, setMarkRule, snatChain, targetOf, teardownLines,
+  isOwnMarker, parseEntryComment, setMarkRule, snatChain, targetOf, teardownLines,
 } from './render.js';
 
 const FAMILIES: readonly Family[] = [4, 6];
@@ -197,8 +197,10 @@ export class IptablesBackend implements Backend {
     }
     const fix = 'a new ADD (or restarting the pod) reinstalls them';
     const fail = (msg: string, details = fix) => new CniError(ErrorCode.Internal, `${msg} (${ipt.where})`, details);
-    const have = chains.get(chain);
-    if (have === undefined) throw fail(`chain ${chain} of ${plan.owner.network}/${plan.owner.containerID} not found`);
+    const listed = chains.get(chain);
+    if (listed === undefined) throw fail(`chain ${chain} of ${plan.owner.network}/${plan.owner.containerID} not found`);
+    // Chains made by the reference plugin have no marker; both kinds are checked alike.
+    const have = listed.filter((r) => !isOwnMarker(r));
     const want = dnatRules(plan, fp);
     if (have.length !== want.length || have.some((r, i) => canonical(r) !== canonical(want[i]!))) {
       throw fail(`chain ${chain} does not hold the expected rules (${have.length} rules, expected ${want.length})`);

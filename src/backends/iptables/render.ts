@@ -158,6 +158,15 @@ export function entryRules(plan: Plan, fp: FamilyPlan): Args[] {
 
 const anyAddress = (f: Family): string => (f === 4 ? '0.0.0.0/0' : '::/0');
 
+/**
+ * The first rule of every CNI-DN chain this plugin writes: a comment and no target, so it changes
+ * nothing for packets. It tells `portmap list` our chains from the reference plugin's (whose layout is
+ * otherwise identical), and the reference's CHECK (`iptables -C` per rule) and DEL (flush and delete the
+ * chain) are not affected by it.
+ */
+export const OWN_MARKER: Args = ['-m', 'comment', '--comment', 'portmap-ts'];
+export const isOwnMarker = (args: Args): boolean => args.length === OWN_MARKER.length && args.every((w, i) => w === OWN_MARKER[i]);
+
 /** The rules of the attachment's CNI-DN chain: Service RETURNs, then per forward the mark rules, then DNAT. */
 export function dnatRules(plan: Plan, fp: FamilyPlan): Args[] {
   const out: Args[] = [];
@@ -215,6 +224,7 @@ export function addFastDocument(plan: Plan, fp: FamilyPlan): string {
   const chain = dnatChain(plan.owner.network, plan.owner.containerID);
   return natDocument([
     `-N ${chain}`,
+    line('-A', chain, OWN_MARKER),
     ...dnatRules(plan, fp).map((r) => line('-A', chain, r)),
     ...insertAtTop(TOP_DNAT, entryRules(plan, fp)),
     ...sharedRefresh(plan, fp),
@@ -255,7 +265,7 @@ export function addRepairDocument(plan: Plan, fp: FamilyPlan, state: AddState, s
   }
   for (const r of rules(TOP_DNAT)) if (targetOf(r) === chain) out.push(line('-D', TOP_DNAT, r));
   out.push(has(chain) ? `-F ${chain}` : `-N ${chain}`);
-  out.push(...dnatRules(plan, fp).map((r) => line('-A', chain, r)));
+  out.push(line('-A', chain, OWN_MARKER), ...dnatRules(plan, fp).map((r) => line('-A', chain, r)));
   out.push(...insertAtTop(TOP_DNAT, entryRules(plan, fp)));
   return natDocument(out);
 }
