@@ -37,10 +37,17 @@ async function main(): Promise<number> {
 }
 
 // Exit explicitly: a CNI call is over once its answer is written (stdout to a pipe is synchronous).
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`portmap: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(2);
-  },
-);
+const start = (): void => {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`portmap: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exit(2);
+    },
+  );
+};
+
+/** true only in the bundle that build/build.mjs turns into the self-contained executable's startup snapshot. */
+declare const PORTMAP_SNAPSHOT: boolean | undefined;
+if (typeof PORTMAP_SNAPSHOT !== 'undefined' && PORTMAP_SNAPSHOT) void import('./host/snapshot.js').then((s) => s.prepareSnapshot(start));
+else start();

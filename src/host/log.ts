@@ -4,12 +4,13 @@
  */
 import { appendFileSync } from 'node:fs';
 
-const level = (process.env.PORTMAP_LOG ?? 'info').toLowerCase();
-const file = process.env.PORTMAP_LOG_FILE;
+// Read per line, not at load: the self-contained executable starts from a snapshot taken at build time.
+const level = (): string => (process.env.PORTMAP_LOG ?? 'info').toLowerCase();
 
 function write(kind: string, msg: string): void {
   const line = `${new Date().toISOString()} portmap[${process.pid}] ${kind}: ${msg}\n`;
   process.stderr.write(line);
+  const file = process.env.PORTMAP_LOG_FILE;
   if (file) {
     try {
       appendFileSync(file, line);
@@ -21,10 +22,10 @@ function write(kind: string, msg: string): void {
 
 export const log = {
   debug: (msg: string): void => {
-    if (level === 'debug') write('debug', msg);
+    if (level() === 'debug') write('debug', msg);
   },
   info: (msg: string): void => {
-    if (level === 'debug' || level === 'info') write('info', msg);
+    if (['debug', 'info'].includes(level())) write('info', msg);
   },
   warn: (msg: string): void => write('warning', msg),
 };
