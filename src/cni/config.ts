@@ -85,7 +85,8 @@ const mappingSchema = z.object({
   hostIP: z.optional(
     z.nullable(
       z.string('hostIP must be an IPv4 or IPv6 address').check(
-        z.refine((s) => s === '' || ipFamily(s) !== undefined, 'hostIP must be an IPv4 or IPv6 address, or empty'),
+        // A zone index (fe80::1%eth0) is not a host address nft or iptables can match.
+        z.refine((s) => s === '' || (ipFamily(s) !== undefined && !s.includes('%')), 'hostIP must be an IPv4 or IPv6 address, or empty'),
       ),
     ),
   ),

@@ -70,7 +70,7 @@ function checkVersionFor(command: string, version: string): void {
 function checkNetns(args: CmdArgs, env: NodeJS.ProcessEnv): void {
   const override = (env.CNI_NETNS_OVERRIDE ?? '').toLowerCase();
   if (override === 'true' || override === '1' || args.netns === '') return;
-  let same = false;
+  let same: boolean;
   try {
     const own = statSync('/proc/self/ns/net');
     const target = statSync(args.netns);
@@ -97,7 +97,8 @@ export async function runCni(io: Io, plugin: () => Promise<PluginVerbs>): Promis
       throw new CniError(ErrorCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`, 'CNI_COMMAND must be one of ADD, DEL, CHECK, GC, STATUS, VERSION');
     }
     checkVersionFor(command, version);
-    const config = parseConfig(obj);
+    // The version skel resolved (missing or empty means 0.1.0) is the one the config is read with.
+    const config = parseConfig({ ...obj, cniVersion: version });
     const verbs = await plugin();
     const call: Call = { args, config };
     switch (command) {

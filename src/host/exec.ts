@@ -48,6 +48,10 @@ export class CommandError extends Error {
 
 const firstLines = (text: string, n = 6): string => text.trim().split('\n').slice(0, n).join('\n');
 
+/** The command line for a message: a long argument (an nft JSON document) is shortened, so the reason stays readable. */
+const commandLine = (command: string, args: readonly string[]): string =>
+  [command, ...args.map((a) => (a.length > 80 ? `${a.slice(0, 40)}...(${a.length} bytes)` : a))].join(' ');
+
 /** Runs a program directly (never through a shell) with a timeout, optional stdin, captured output. */
 export function run(command: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -79,7 +83,7 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
       const stdout = Buffer.concat(out).toString('utf8');
       const stderr = Buffer.concat(err).toString('utf8');
       if (signal === 'SIGKILL' && code === null) {
-        reject(new CommandError(`${command} ${args.join(' ')} timed out after ${timeoutMs} ms and was killed`, command, args, null, stderr, 'timeout'));
+        reject(new CommandError(`${commandLine(command, args)} timed out after ${timeoutMs} ms and was killed`, command, args, null, stderr, 'timeout'));
         return;
       }
       const status = code ?? 1;
@@ -89,7 +93,7 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
       }
       reject(
         new CommandError(
-          `${command} ${args.join(' ')} failed (exit ${status}${signal ? `, ${signal}` : ''}): ${firstLines(stderr) || 'no error output'}`,
+          `${commandLine(command, args)} failed (exit ${status}${signal ? `, ${signal}` : ''}): ${firstLines(stderr) || 'no error output'}`,
           command, args, status, stderr, 'failed',
         ),
       );

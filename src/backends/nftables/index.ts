@@ -25,6 +25,29 @@ const MAX_ARG_BYTES = 100_000;
  * as a private file when large: nft cannot read `-f -` from the socket Node gives a child as stdin.
  */
 export async function applyNft(cmds: readonly Command[], check = false): Promise<void> {
+  try {
+    await applyNftDocument(cmds, check);
+  } catch (err) {
+    throw explainKernelError(err);
+  }
+}
+
+/**
+ * The kernel refuses what it does not have (a module missing or not built) with EOPNOTSUPP; so does
+ * `add chain` for an existing base chain at another priority, which ADD handles (mismatchedBaseChains).
+ */
+function explainKernelError(err: unknown): unknown {
+  if (err instanceof CommandError && /Operation not supported|Protocol not supported/.test(err.stderr)) {
+    return new CniError(
+      ErrorCode.PluginNotAvailable,
+      `the kernel lacks an nftables feature this plugin needs: ${err.message}`,
+      'load the modules (modprobe nf_tables nft_chain_nat nft_nat nft_fib_inet nft_ct nft_masq) or use "backend": "iptables"',
+    );
+  }
+  return err;
+}
+
+async function applyNftDocument(cmds: readonly Command[], check: boolean): Promise<void> {
   if (cmds.length === 0) return;
   const doc = document(cmds);
   const flags = check ? ['--check', '-j'] : ['-j'];
@@ -49,14 +72,16 @@ export async function readTable(): Promise<TableState | undefined> {
     return parseTable(stdout);
   } catch (err) {
     if (err instanceof CommandError && /No such file or directory/.test(err.stderr)) return undefined;
-    throw err;
+    throw explainKernelError(err);
   }
 }
 
 const ownedBy = (owner: Owner) => (comment: string | undefined) => parseOwnerComment(comment)?.id === owner.id;
 
 function describeKey(e: Element): string {
-  const parts = (e.key as { concat?: unknown[] }).concat ?? [e.key];
+  // Only an object key is a concatenation: a string key (an address) has String.prototype.concat.
+  const concat = typeof e.key === 'object' && e.key !== null ? (e.key as { concat?: unknown }).concat : undefined;
+  const parts = Array.isArray(concat) ? concat : [e.key];
   return parts.map(String).join(' ');
 }
 
@@ -87,6 +112,29 @@ function signature(expr: unknown): string {
   return out.join(',');
 }
 
+const prefixOf = (key: unknown) => (key as { prefix?: { addr: string; len: number } } | null)?.prefix;
+
+/**
+ * Pod subnets to add, knowing the table: an interval set refuses overlapping elements ("conflicting
+ * intervals specified"), so a subnet inside one already there (another network's larger subnet) is
+ * skipped, and subnets inside the new one are replaced by it.
+ */
+function podnetCommands(state: TableState | undefined, plan: Plan): Command[] {
+  const cmds: Command[] = [];
+  for (const e of podnetElements(plan)) {
+    const p = prefixOf(e.key)!;
+    const mine = parseCidr(`${p.addr}/${p.len}`);
+    const existing = (state?.elements ?? []).filter((x) => x.set === e.set && prefixOf(x.key));
+    const cidrOf = (x: Element) => parseCidr(`${prefixOf(x.key)!.addr}/${prefixOf(x.key)!.len}`);
+    if (existing.some((x) => cidrOf(x).prefixLength <= mine.prefixLength && cidrContains(cidrOf(x), mine.network))) continue;
+    for (const x of existing) {
+      if (cidrContains(mine, cidrOf(x).network)) cmds.push({ delete: { element: { family: FAMILY, table: TABLE, name: e.set, elem: [x.key] } } });
+    }
+    cmds.push(...addElements([e]));
+  }
+  return cmds;
+}
+
 export class NftablesBackend implements Backend {
   readonly name = 'nftables' as const;
 
@@ -106,7 +154,7 @@ export class NftablesBackend implements Backend {
     const state = await readTable();
     const cmds: Command[] = [];
     if (state) cmds.push(...deleteChains(mismatchedBaseChains(state, priority)));
-    cmds.push(...common);
+    cmds.push(...skeleton(priority), ...serviceCidrCommands(plan), ...podnetCommands(state, plan));
     for (const e of ownerElements(plan)) {
       const current = state?.elements.find((x) => x.set === e.set && sameJson(x.key, e.key));
       if (!current) cmds.push(...addElements([e]));
@@ -206,9 +254,12 @@ export class NftablesBackend implements Backend {
 
   async status(): Promise<void> {
     try {
-      await applyNft(skeleton(priorityFor(false)), true);
+      // Checked at the priority the table already has: `add chain` at another one is refused (EOPNOTSUPP).
+      const prio = (await readTable())?.chains.get('prerouting')?.prio;
+      await applyNft(skeleton(priorityFor(prio === priorityFor(true))), true);
     } catch (err) {
-      throw new CniError(ErrorCode.PluginNotAvailable, `nftables backend not usable: ${(err as Error).message}`, 'install nftables (apt-get install nftables) and make sure the kernel has nf_tables with nat, fib and maps');
+      const fix = err instanceof CniError && err.details ? err.details : 'install nftables (apt-get install nftables) and make sure the kernel has nf_tables with nat, fib and maps';
+      throw new CniError(ErrorCode.PluginNotAvailable, `nftables backend not usable: ${(err as Error).message}`, fix);
     }
   }
 

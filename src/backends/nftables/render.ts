@@ -22,7 +22,7 @@
  * that a delete can be made conditional (see casDelete).
  */
 import type { Family } from '../../net/ip.js';
-import { cidrText } from '../../net/ip.js';
+import { cidrContains, cidrText } from '../../net/ip.js';
 import type { Forward, Plan } from '../../portmap/plan.js';
 import { parseNftConditions } from './conditions.js';
 
@@ -167,10 +167,17 @@ export interface Element {
 const forwardKey = (f: Forward): unknown =>
   f.hostIP ? { concat: [f.hostIP, f.protocol, f.hostPort] } : { concat: [f.protocol, f.hostPort] };
 
+/**
+ * The owner comment as written to the kernel. nft prints comments between double quotes without escaping
+ * them, so a `"` (legal in an interface name) would make `nft list ruleset` unparseable, or let a name
+ * inject text into a ruleset saved and restored with `nft -f`. Ownership is the hash, not the readable part.
+ */
+export const nftComment = (comment: string): string => comment.replace(/["\\]/g, "'");
+
 /** The map and set elements one attachment owns (attachments with conditions use rules instead of the maps). */
 export function ownerElements(plan: Plan): Element[] {
   const out: Element[] = [];
-  const comment = plan.owner.comment;
+  const comment = nftComment(plan.owner.comment);
   for (const fp of plan.families) {
     const m = mapNames(fp.family);
     if (!fp.conditions) {
@@ -229,7 +236,10 @@ export function serviceCidrCommands(plan: Plan): Command[] {
   for (const f of [4, 6] as const) {
     const name = mapNames(f).servicecidrs;
     cmds.push({ flush: { set: { ...base, name } } });
-    const cidrs = plan.serviceCIDRs.filter((c) => c.family === f);
+    const all = plan.serviceCIDRs.filter((c) => c.family === f);
+    // An interval set refuses overlapping elements ("conflicting intervals specified"): keep the outermost
+    // CIDR of each overlapping group (and the first of duplicates).
+    const cidrs = all.filter((c, i) => !all.some((o, j) => j !== i && cidrContains(o, c.network) && (o.prefixLength < c.prefixLength || (o.prefixLength === c.prefixLength && j < i))));
     if (cidrs.length > 0) {
       cmds.push({ add: { element: { ...base, name, elem: cidrs.map((c) => ({ prefix: { addr: c.network, len: c.prefixLength } })) } } });
     }
@@ -253,7 +263,7 @@ export function conditionalRules(plan: Plan): Command[] {
         match(payload('th', 'dport'), f.hostPort),
         { dnat: { family: ip, addr: fp.pod.address, port: f.containerPort } },
       ];
-      cmds.push({ add: { rule: { ...base, chain: 'conditional', expr, comment: plan.owner.comment } } });
+      cmds.push({ add: { rule: { ...base, chain: 'conditional', expr, comment: nftComment(plan.owner.comment) } } });
     }
   }
   return cmds;
