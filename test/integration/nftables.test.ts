@@ -52,7 +52,7 @@ describe('nftables backend: traffic through real bridge + host-local pods', () =
     expect(await bed.request(bed.client, 'tcp', '203.0.113.9', 8080, { timeoutMs: 800 })).toBeUndefined();
   });
 
-  it('CHECK passes, then fails once the table has been flushed, and a new ADD repairs it', async () => {
+  it('CHECK passes, then fails once the table has been flushed', async () => {
     expect((await bed.checkPod(pod)).code).toBe(0);
     await inNs(bed.node, ['nft', 'flush', 'table', 'inet', 'cni_portmap']);
     const broken = await bed.checkPod(pod);
@@ -143,6 +143,18 @@ describe('nftables backend: ownership, DEL, GC, hostIP, conntrack', () => {
     await bed.serve(second.netns, 'second', 53);
     expect(reply(await bed.request(bed.client, 'udp', NODE_V4, 9500, { sourcePort: 54321 })).tag).toBe('second');
     await bed.delPod(second);
+  });
+
+  it('an ADD after the table was deleted (nft flush ruleset, say) rebuilds it', async () => {
+    const before = await bed.addPod([{ hostPort: 9700, containerPort: 80, protocol: 'tcp' }]);
+    await inNs(bed.node, ['nft', 'delete', 'table', 'inet', 'cni_portmap']);
+    expect((await bed.checkPod(before)).code).toBe(1);
+    const after = await bed.addPod([{ hostPort: 9701, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(after.netns, 'rebuilt', 80);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 9701)).tag).toBe('rebuilt');
+    expect((await bed.checkPod(after)).code).toBe(0);
+    await bed.delPod(after);
+    await bed.delPod(before);
   });
 
   it('STATUS succeeds with nft usable', async () => {

@@ -314,3 +314,17 @@ describe('flavour choice', () => {
     expect(legacyNatExists('/nonexistent')).toBe(false);
   });
 });
+
+describe('localhost guard document', () => {
+  it('re-asserts the INPUT jump when it exists, inserts it otherwise, and always rewrites the chain', async () => {
+    const { guardDocument } = await import('../../src/backends/iptables/render.js');
+    const present = guardDocument(true);
+    expect(present).toBe(
+      '*filter\n:CNI-HOSTPORT-GUARD - [0:0]\n' +
+        '-A CNI-HOSTPORT-GUARD ! -i lo -d 127.0.0.0/8 -m comment --comment "CNI portfwd localhost guard" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n' +
+        '-D INPUT -j CNI-HOSTPORT-GUARD\n-I INPUT 1 -j CNI-HOSTPORT-GUARD\nCOMMIT\n',
+    );
+    expect(guardDocument(false)).not.toContain('-D INPUT');
+    expect(guardDocument(false)).toContain('-I INPUT 1 -j CNI-HOSTPORT-GUARD');
+  });
+});

@@ -31,7 +31,7 @@ import { canonical, dnatRows, entryKey, parseRules, sameRule, valueOf } from './
 import {
   type Args, KUBE_SERVICES, MASQ, OLD_TOP_SNAT, type Rule, SETMARK, TOP_DNAT, addFastDocument, addRepairDocument,
   delFastDocument, dnatChain, dnatRules, entryRules, jumpToDnat, jumpToMasq, masqRule, natDocument, needsMasqChains,
-  isOwnMarker, parseEntryComment, setMarkRule, snatChain, targetOf, teardownLines,
+  guardDocument, isOwnMarker, jumpToGuard, guardRule, GUARD, parseEntryComment, setMarkRule, snatChain, targetOf, teardownLines,
 } from './render.js';
 
 const FAMILIES: readonly Family[] = [4, 6];
@@ -60,12 +60,12 @@ class Ipt {
     await run(this.restoreBin, ['--noflush', LOCK_WAIT], { input: doc, timeoutMs: IPT_TIMEOUT_MS });
   }
 
-  /** The rules of one nat chain; undefined when the chain does not exist. */
-  async list(chain: string): Promise<Args[] | undefined> {
-    const res = await run(this.iptables, [LOCK_WAIT, '-t', 'nat', '-S', chain], { timeoutMs: IPT_TIMEOUT_MS, okCodes: [1] });
+  /** The rules of one chain (nat unless told); undefined when the chain does not exist. */
+  async list(chain: string, table = 'nat'): Promise<Args[] | undefined> {
+    const res = await run(this.iptables, [LOCK_WAIT, '-t', table, '-S', chain], { timeoutMs: IPT_TIMEOUT_MS, okCodes: [1] });
     if (res.code === 1) {
       if (/No chain|does not exist|incompatible|doesn't exist/i.test(res.stderr) || res.stderr.trim() === '') return undefined;
-      throw new CommandError(`${this.iptables} -t nat -S ${chain} failed: ${res.stderr.trim()}`, this.iptables, ['-S', chain], 1, res.stderr, 'failed');
+      throw new CommandError(`${this.iptables} -t ${table} -S ${chain} failed: ${res.stderr.trim()}`, this.iptables, ['-S', chain], 1, res.stderr, 'failed');
     }
     return parseRules(res.stdout).filter((r) => r.chain === chain).map((r) => r.args);
   }
@@ -97,7 +97,8 @@ export class IptablesBackend implements Backend {
   }
 
   private async addFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan): Promise<void> {
-    const fast = addFastDocument(plan, fp);
+    // With IPv4 localhost forwarding the guard comes first, in the same restore call.
+    const fast = (fp.localhost ? guardDocument(true) : '') + addFastDocument(plan, fp);
     try {
       await ipt.restore(fast);
       return;
@@ -112,6 +113,10 @@ export class IptablesBackend implements Backend {
       const external = fp.masquerade !== 'none' ? plan.externalSetMarkChain : undefined;
       if (external) names.push(external);
       const chains = await ipt.listMany(names);
+      if (fp.localhost) {
+        const input = (await ipt.list('INPUT', 'filter')) ?? [];
+        await ipt.restore(guardDocument(input.some((r) => sameRule(r, jumpToGuard()))));
+      }
       if (external && chains.get(external) === undefined) {
         throw new CniError(ErrorCode.Internal, `externalSetMarkChain ${external} does not exist in the ${ipt.where}`, 'create that chain first (it must mark packets for masquerade), or remove externalSetMarkChain');
       }
@@ -218,6 +223,13 @@ export class IptablesBackend implements Backend {
       const kube = list.findIndex((r) => targetOf(r) === KUBE_SERVICES);
       if (plan.afterServices && kube > mine) {
         throw fail(`the jump from ${c} to ${TOP_DNAT} comes before kube-proxy's ${KUBE_SERVICES} jump (afterServices)`, 'a new ADD moves it below KUBE-SERVICES');
+      }
+    }
+    // The guard came with this plugin: attachments the reference plugin made are checked as it would.
+    if (fp.localhost && listed.some(isOwnMarker)) {
+      const [input, guard] = await Promise.all([ipt.list('INPUT', 'filter'), ipt.list(GUARD, 'filter')]);
+      if (!(input ?? []).some((r) => sameRule(r, jumpToGuard())) || !(guard ?? []).some((r) => sameRule(r, guardRule()))) {
+        throw fail(`the localhost guard (filter ${GUARD}, jumped to from INPUT) is missing`, 'without it, route_localnet lets neighbours reach 127.0.0.1 services; a new ADD reinstalls it');
       }
     }
     if (masq) {

@@ -198,6 +198,28 @@ export const line = (op: '-A' | '-D' | '-I', chain: string, args: Args, position
 /** Wraps lines into a `--noflush` restore document for the nat table. */
 export const natDocument = (lines: readonly string[]): string => `*nat\n${lines.join('\n')}${lines.length ? '\n' : ''}COMMIT\n`;
 
+/**
+ * The localhost guard (filter table, IPv4): route_localnet=1, which 127.0.0.1:hostPort needs, would let
+ * hosts on that link reach the node's 127.0.0.1-only services (CVE-2020-8558). This drops packets to
+ * 127.0.0.0/8 from any interface but lo unless they belong to a known connection or were DNATed, as
+ * kube-proxy's KUBE-FIREWALL does.
+ */
+export const GUARD = 'CNI-HOSTPORT-GUARD';
+export const guardRule = (): Args => ['!', '-i', 'lo', '-d', '127.0.0.0/8', '-m', 'comment', '--comment', 'CNI portfwd localhost guard', '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED,DNAT', '-j', 'DROP'];
+export const jumpToGuard = (): Args => ['-j', GUARD];
+
+/**
+ * The guard as a filter-table document: the chain line creates the chain or empties it, so its content
+ * is always exact. `jumpPresent`: the INPUT jump exists and is re-asserted at position 1 (the document
+ * fails when it does not: the caller then lists INPUT); false: the jump is inserted.
+ */
+export function guardDocument(jumpPresent: boolean): string {
+  const lines = [`:${GUARD} - [0:0]`, line('-A', GUARD, guardRule())];
+  if (jumpPresent) lines.push(line('-D', 'INPUT', jumpToGuard()));
+  lines.push(line('-I', 'INPUT', jumpToGuard(), 1));
+  return `*filter\n${lines.join('\n')}\nCOMMIT\n`;
+}
+
 /** Inserts rules at the top of a chain keeping their order (each goes in at 1, last first). */
 const insertAtTop = (chain: string, rules: readonly Args[]): string[] => [...rules].reverse().map((r) => line('-I', chain, r, 1));
 

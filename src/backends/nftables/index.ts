@@ -11,8 +11,8 @@ import type { Backend, ForwardRow } from '../backend.js';
 import { type TableState, parseTable, sameJson } from './parse.js';
 import {
   type Command, type Element, FAMILY, TABLE, addElements, baseChains, casDelete, conditionalRules, deleteChains,
-  deleteRule, document, mapNames, ownerElements, podnetElements, priorityFor, replaceElements, serviceCidrCommands,
-  skeleton, staticRules,
+  deleteRule, document, mapNames, markReady, ownerElements, podnetElements, priorityFor, readyHash,
+  replaceElements, requireReady, serviceCidrCommands, skeleton, staticRules,
 } from './render.js';
 
 const NFT_TIMEOUT_MS = 20_000;
@@ -140,14 +140,15 @@ export class NftablesBackend implements Backend {
 
   async add(plan: Plan): Promise<void> {
     const priority = priorityFor(plan.afterServices);
-    const common = [...skeleton(priority), ...serviceCidrCommands(plan), ...addElements(podnetElements(plan))];
+    const ready = readyHash(priority, plan.serviceCIDRs);
     const hasConditions = plan.families.some((f) => f.conditions);
     if (!hasConditions) {
+      // Fast path: only additions, valid only on a ready skeleton (see readyMarker).
       try {
-        await applyNft([...common, ...addElements(ownerElements(plan))]);
+        await applyNft([requireReady(ready), ...addElements(podnetElements(plan)), ...addElements(ownerElements(plan))]);
         return;
       } catch (err) {
-        // A key held by another owner (a stale attachment) or a base chain at another priority: read and retry.
+        // No ready skeleton (first ADD, other settings), a key held by another owner, an overlapping subnet.
         log.debug(`nftables ADD fast path failed, reading the table: ${(err as Error).message}`);
       }
     }
@@ -155,6 +156,7 @@ export class NftablesBackend implements Backend {
     const cmds: Command[] = [];
     if (state) cmds.push(...deleteChains(mismatchedBaseChains(state, priority)));
     cmds.push(...skeleton(priority), ...serviceCidrCommands(plan), ...podnetCommands(state, plan));
+    cmds.push(...markReady(ready));
     for (const e of ownerElements(plan)) {
       const current = state?.elements.find((x) => x.set === e.set && sameJson(x.key, e.key));
       if (!current) cmds.push(...addElements([e]));
@@ -176,7 +178,9 @@ export class NftablesBackend implements Backend {
   async del(owner: Owner, plan?: Plan): Promise<void> {
     if (plan && !plan.families.some((f) => f.conditions)) {
       try {
-        await applyNft(casDelete(ownerElements(plan)));
+        // A DEL deletes anyway (and pays the kernel's grace period once): it rewrites the skeleton too.
+        const priority = priorityFor(plan.afterServices);
+        await applyNft([...skeleton(priority), ...serviceCidrCommands(plan), ...markReady(readyHash(priority, plan.serviceCIDRs)), ...casDelete(ownerElements(plan))]);
         return;
       } catch (err) {
         log.debug(`nftables DEL fast path failed, reading the table: ${(err as Error).message}`);

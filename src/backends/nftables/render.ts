@@ -21,8 +21,8 @@
  * Every element carries its owner's comment; the masquerade maps map the pod address to the owner's tag so
  * that a delete can be made conditional (see casDelete).
  */
-import type { Family } from '../../net/ip.js';
-import { cidrContains, cidrText } from '../../net/ip.js';
+import { createHash } from 'node:crypto';
+import { type Cidr, type Family, cidrContains, cidrText } from '../../net/ip.js';
 import type { Forward, Plan } from '../../portmap/plan.js';
 import { parseNftConditions } from './conditions.js';
 
@@ -144,6 +144,7 @@ export function skeleton(priority: number): Command[] {
     cmds.push({ add: { set: { ...base, name: m.podnets, type: a, flags: ['interval'] } } });
     cmds.push({ add: { set: { ...base, name: m.servicecidrs, type: a, flags: ['interval'] } } });
   }
+  cmds.push({ add: { map: { ...base, name: READY_MAP, type: 'mark', map: 'mark' } } });
   for (const name of REGULAR_CHAINS) cmds.push({ add: { chain: { ...base, name } } });
   for (const c of baseChains(priority)) {
     cmds.push({ add: { chain: { ...base, name: c.name, type: c.type, hook: c.hook, prio: c.prio, policy: 'accept' } } });
@@ -276,3 +277,26 @@ export const deleteChains = (names: readonly string[]): Command[] =>
   names.map((name) => ({ delete: { chain: { ...base, name } } }));
 
 export const document = (cmds: readonly Command[]): string => JSON.stringify({ nftables: cmds });
+
+/**
+ * The readiness mark: map `ready` holds one element, `1 : <hash>`, where the hash covers everything the
+ * skeleton writes (base chains and their priority, the static rules, the Service CIDRs). A fast ADD only
+ * adds elements, among them `1 : <hash of its settings>`: a no-op when the skeleton was written for the
+ * same settings, and a failure of the whole transaction when the map is missing (first ADD, `nft flush
+ * ruleset`) or holds another hash (other settings, a newer plugin's rules). The ADD then takes the slow
+ * path, which rewrites the skeleton. So a common ADD deletes nothing: a transaction that deletes (a flush,
+ * a rule or an element) makes nft wait for an RCU grace period when it closes its socket, about 10 ms.
+ * DELs, which delete anyway, rewrite the skeleton too, so a flushed chain heals on the next DEL.
+ */
+export const READY_MAP = 'ready';
+
+export function readyHash(priority: number, serviceCIDRs: readonly Cidr[]): number {
+  const text = JSON.stringify({ chains: baseChains(priority), rules: staticRules(), cidrs: serviceCIDRs.map(cidrText).sort() });
+  return Number.parseInt(createHash('sha256').update(text).digest('hex').slice(0, 8), 16);
+}
+
+/** Fails the transaction unless the skeleton was written for this hash; changes nothing when it was. */
+export const requireReady = (hash: number): Command => ({ add: { element: { ...base, name: READY_MAP, elem: [[1, hash]] } } });
+
+/** Marks the skeleton written in the same transaction as ready for this hash. */
+export const markReady = (hash: number): Command[] => [{ flush: { map: { ...base, name: READY_MAP } } }, requireReady(hash)];
