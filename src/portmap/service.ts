@@ -5,7 +5,8 @@ import { withLock } from '../host/lock.js';
 import { log } from '../host/log.js';
 import { testpoint } from '../host/testpoint.js';
 import { enableRouteLocalnet, flushUdpConntrack, readRouteLocalnet, routeDevice } from '../host/netlink.js';
-import { backendFor } from './backend-select.js';
+import type { Backend } from '../backends/backend.js';
+import { backendFor, loadBackend, onPath } from './backend-select.js';
 import { type Plan, buildPlan, ownerFor, validOwnerIds } from './plan.js';
 
 /** UDP host ports per family: their stale conntrack entries go on ADD and DEL. */
@@ -48,6 +49,25 @@ function planOf(call: Call, prev: PrevResult): Plan {
   return buildPlan(config, ownerFor(config, args.containerId, args.ifname), containerAddresses(prev.result, args.ifname));
 }
 
+/**
+ * Without a configured `backend`, DEL and GC also clean the other backend when its tools exist: a node
+ * may hold rules from before the default changed, such as the reference plugin's iptables rules after
+ * its binary was swapped for this one (the reference defaults to iptables, this plugin to nftables).
+ */
+async function otherBackend(config: Call['config'], primary: Backend): Promise<Backend | undefined> {
+  if (config.backend) return undefined;
+  const name = primary.name === 'nftables' ? 'iptables' : 'nftables';
+  return onPath(name === 'nftables' ? 'nft' : 'iptables-restore') ? loadBackend(name) : undefined;
+}
+
+async function bestEffort(what: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    log.warn(`${what} failed (ignored: the configured backend succeeded): ${(err as Error).message}`);
+  }
+}
+
 export function createPlugin(): PluginVerbs {
   return {
     async add(call) {
@@ -83,10 +103,12 @@ export function createPlugin(): PluginVerbs {
         log.warn(`ignoring an unusable prevResult on DEL: ${(err as Error).message}`);
       }
       const backend = await backendFor(config);
+      const other = await otherBackend(config, backend);
       await testpoint('del:before-lock');
       await withLock(`DEL ${args.containerId}`, async () => {
         await testpoint('del:locked');
-        await backend.del(owner, plan);
+        // The other backend is only searched (no plan: it reads what exists and creates nothing).
+        await Promise.all([backend.del(owner, plan), other && bestEffort(`DEL in the ${other.name} backend`, () => other.del(owner))]);
         await testpoint('del:applied');
       });
       if (plan) await flushUdp(plan);
@@ -109,7 +131,14 @@ export function createPlugin(): PluginVerbs {
       const { config } = call;
       const valid = validOwnerIds(config.name, config.validAttachments ?? []);
       const backend = await backendFor(config);
-      await withLock('GC', () => backend.gc(config.name, valid, config.validAttachments ?? []));
+      const other = await otherBackend(config, backend);
+      const attachments = config.validAttachments ?? [];
+      await withLock('GC', async () => {
+        await Promise.all([
+          backend.gc(config.name, valid, attachments),
+          other && bestEffort(`GC in the ${other.name} backend`, () => other.gc(config.name, valid, attachments)),
+        ]);
+      });
     },
 
     async status(call) {

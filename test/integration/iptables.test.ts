@@ -380,3 +380,40 @@ describe('iptables backend: attachments made by the reference plugin (after swap
     expect(dnChains(await natSave(bed))).toEqual([]);
   });
 });
+
+describe('swapping the binary on a conflist without "backend" (the reference defaults to iptables, ours to nftables)', () => {
+  let bed: TestBed;
+  beforeAll(async () => {
+    bed = await TestBed.create({ plugin: REFERENCE_PORTMAP });
+  });
+  afterAll(() => bed?.destroy());
+
+  it('DEL and GC by ours also remove the reference plugin\'s iptables rules, new pods go to nftables', async () => {
+    const a = await bed.addPod([{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
+    const b = await bed.addPod([{ hostPort: 8090, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(b.netns, 'refB', 80);
+    expect(dnChains(await natSave(bed))).toHaveLength(2);
+    rmSync(join(bed.binDir, 'portmap'));
+    symlinkSync(PLUGIN, join(bed.binDir, 'portmap'));
+
+    const fresh = await bed.addPod([{ hostPort: 8100, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(fresh.netns, 'fresh', 80);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8100)).tag).toBe('fresh');
+    expect((await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'])).stdout).toContain(fresh.id);
+
+    expect((await bed.delPod(a)).code).toBe(0);
+    expect(dnChains(await natSave(bed))).toHaveLength(1);
+    expect(await bed.request(bed.client, 'tcp', NODE_V4, 8080, { timeoutMs: 800 })).toBeUndefined();
+
+    const gc = await inNs(bed.node, [PLUGIN], {
+      input: JSON.stringify({ ...bed.portmapConfig({}, '1.1.0'), 'cni.dev/valid-attachments': [{ containerID: fresh.id, ifname: 'eth0' }] }),
+      env: { ...process.env, CNI_COMMAND: 'GC', CNI_PATH: bed.binDir },
+      ok: [1],
+    });
+    expect(gc.code).toBe(0);
+    expect(dnChains(await natSave(bed))).toEqual([]);
+    expect(await bed.request(bed.client, 'tcp', NODE_V4, 8090, { timeoutMs: 800 })).toBeUndefined();
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8100)).tag).toBe('fresh');
+    await bed.delPod(fresh);
+  });
+});
