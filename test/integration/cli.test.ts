@@ -100,7 +100,7 @@ describe('portmap list matches the traffic that flows', () => {
     }
     const text = (await inNs(bed.node, [PLUGIN, 'list'])).stdout;
     expect(text).toMatch(/PROTO\s+HOST ADDRESS\s+PORT/);
-    expect(text).toMatch(new RegExp(`tcp\\s+\\*\\s+7070\\s+->\\s+${c.ip4!.replace(/\./g, '\\.')}:82\\s+refnet\\s+ref-c\\s+-\\s+iptables-\\w+ \\(CNI-DN\\)`));
+    expect(text).toMatch(new RegExp(`tcp\\s+\\*\\s+7070\\s+->\\s+${c.ip4!.replace(/\./g, '\\.')}:82\\s+refnet\\s+ref-c\\s+-\\s+iptables-\\w+ \\(reference plugin\\)`));
     expect(text).toMatch(new RegExp(`tcp\\s+${NODE_V4_B.replace(/\./g, '\\.')}\\s+9090\\s+->.*testnet.*eth0\\s+nftables`));
     // after DEL the mappings are gone from the list
     await bed.delPod(a);
@@ -143,7 +143,7 @@ describe('portmap doctor: each finding provoked, detected, fixed', () => {
     expect(d.code).toBe(1);
     const f = d.findings.filter((x) => x.id === 'duplicate-hostport');
     expect(f).toHaveLength(1);
-    expect(f[0]!.message).toMatch(new RegExp(`${p1.ip4}:80 \\(refnet/ref-first\\) \\[iptables-nft CNI-DN-\\w+\\] receives the traffic`));
+    expect(f[0]!.message).toMatch(new RegExp(`${p1.ip4}:80 \\(refnet/ref-first\\) \\[reference plugin, iptables-nft CNI-DN-\\w+\\] receives the traffic`));
     expect(f[0]!.fix).toMatch(/iptables.* -t nat -X CNI-DN-/);
     expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 7100)).tag).toBe('first');
     // the stale one goes: the finding goes, the new pod answers
