@@ -4,6 +4,7 @@
  * PREROUTING/OUTPUT. Nothing here runs a process.
  */
 import type { Family } from '../net/ip.js';
+import { tokenize } from '../backends/iptables/parse.js';
 import { isOwnMarker } from '../backends/iptables/render.js';
 import { parseOwnerComment } from '../portmap/owner.js';
 import type { ListRow } from './rows.js';
@@ -21,36 +22,7 @@ export interface NatTable {
   chains: Map<string, IptRule[]>;
 }
 
-/** Splits one iptables-save line into words, honouring double quotes and backslash escapes. */
-export function tokenize(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inWord = false;
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quoted) {
-      if (c === '\\' && i + 1 < line.length) cur += line[++i];
-      else if (c === '"') quoted = false;
-      else cur += c;
-      continue;
-    }
-    if (c === '"') {
-      quoted = true;
-      inWord = true;
-    } else if (c === ' ' || c === '\t') {
-      if (inWord) out.push(cur);
-      cur = '';
-      inWord = false;
-    } else {
-      if (c === '\\' && i + 1 < line.length) cur += line[++i];
-      else cur += c;
-      inWord = true;
-    }
-  }
-  if (inWord) out.push(cur);
-  return out;
-}
+export { tokenize };
 
 /** Parses the `*nat` section of iptables-save output (other tables are ignored). */
 export function parseNat(text: string): NatTable {

@@ -2,42 +2,12 @@
  * Pure reading of `nft -j list ruleset`: our table (inet cni_portmap), the reference plugin's
  * `cni_hostport` tables, kube-proxy's nftables-mode tables and every NAT base chain with its priority.
  */
-import * as z from 'zod/mini';
 import { rowsOf } from '../backends/nftables/index.js';
-import { type TableState, parseTable } from '../backends/nftables/parse.js';
+import { type TableState, nftListing, parseTable, unwrap } from '../backends/nftables/parse.js';
 import { FAMILY, TABLE, mapNames } from '../backends/nftables/render.js';
 import type { Family } from '../net/ip.js';
 import type { ServicePort } from './iptables.js';
 import type { ListRow } from './rows.js';
-
-const obj = z.looseObject({});
-const ruleset = z.object({
-  nftables: z.array(
-    z.looseObject({
-      table: z.optional(z.looseObject({ family: z.string(), name: z.string() })),
-      chain: z.optional(
-        z.looseObject({
-          family: z.string(),
-          table: z.string(),
-          name: z.string(),
-          type: z.optional(z.string()),
-          hook: z.optional(z.string()),
-          prio: z.optional(z.number()),
-        }),
-      ),
-      rule: z.optional(
-        z.looseObject({
-          family: z.string(),
-          table: z.string(),
-          chain: z.string(),
-          comment: z.optional(z.string()),
-          expr: z.optional(z.array(obj)),
-        }),
-      ),
-      map: z.optional(z.looseObject({ family: z.string(), table: z.string(), name: z.string(), elem: z.optional(z.array(z.unknown())) })),
-    }),
-  ),
-});
 
 export interface NatBaseChain {
   family: string;
@@ -98,14 +68,10 @@ function prefixText(key: unknown): string | undefined {
   return undefined;
 }
 
-const unwrapElem = (e: unknown): { val: unknown; comment?: string } => {
-  const w = (e as { elem?: { val?: unknown; comment?: string } })?.elem;
-  return w && 'val' in w ? { val: w.val, ...(w.comment ? { comment: w.comment } : {}) } : { val: e };
-};
 
 /** Parses `nft -j list ruleset` (pure). */
 export function parseRuleset(json: string): Ruleset {
-  const doc = ruleset.parse(JSON.parse(json));
+  const doc = nftListing.parse(JSON.parse(json));
   const out: Ruleset = { serviceCidrs: [], rows: [], services: [], natChains: [], tables: [] };
   const hasOurs = doc.nftables.some((o) => o.table?.family === FAMILY && o.table.name === TABLE);
   if (hasOurs) {
@@ -142,7 +108,7 @@ export function parseRuleset(json: string): Ruleset {
     if (m && m.table === 'kube-proxy' && (m.name === 'service-ips' || m.name === 'service-nodeports')) {
       for (const entry of m.elem ?? []) {
         const [k, verdict] = Array.isArray(entry) ? entry : [entry, undefined];
-        const { val, comment } = unwrapElem(k);
+        const { key: val, comment } = unwrap(k);
         const parts = ((val as { concat?: unknown[] })?.concat ?? []) as unknown[];
         const name = comment ?? (JSON.stringify(verdict ?? '').match(/-(\w+\/[^"]+)/)?.[1]);
         if (m.name === 'service-ips' && parts.length === 3) {

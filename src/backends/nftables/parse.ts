@@ -22,10 +22,12 @@ const setLike = z.looseObject({
   elem: z.optional(z.array(z.unknown())),
 });
 
-const listing = z.object({
+/** The shape of `nft -j list ...` output that this plugin reads (ours or any table: `portmap doctor`). */
+export const nftListing = z.object({
   nftables: z.array(
     z.looseObject({
       metainfo: z.optional(z.looseObject({ json_schema_version: z.optional(z.number()) })),
+      table: z.optional(z.looseObject({ family: z.string(), name: z.string() })),
       chain: z.optional(
         z.looseObject({
           family: z.string(),
@@ -52,7 +54,8 @@ const listing = z.object({
   ),
 });
 
-function unwrap(entry: unknown): { key: unknown; comment?: string } {
+/** A set or map key as listed: `{elem: {val, comment}}` when it carries a comment, else the bare key. */
+export function unwrap(entry: unknown): { key: unknown; comment?: string } {
   const parsed = elemEntry.safeParse(entry);
   if (parsed.success && typeof parsed.data === 'object' && parsed.data !== null && 'elem' in parsed.data) {
     const e = (parsed.data as { elem: { val: unknown; comment?: string } }).elem;
@@ -63,7 +66,7 @@ function unwrap(entry: unknown): { key: unknown; comment?: string } {
 
 /** Parses the JSON listing of our table (pure). Throws when the output does not have the expected shape. */
 export function parseTable(json: string): TableState {
-  const doc = listing.parse(JSON.parse(json));
+  const doc = nftListing.parse(JSON.parse(json));
   const state: TableState = { chains: new Map(), rules: [], elements: [] };
   for (const obj of doc.nftables) {
     const ours = (o: { family: string; table: string }) => o.family === FAMILY && o.table === TABLE;
