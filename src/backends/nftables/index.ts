@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from '../../cni/errors.js';
@@ -55,13 +55,14 @@ async function applyNftDocument(cmds: readonly Command[], check: boolean): Promi
     await run('nft', [...flags, doc], { timeoutMs: NFT_TIMEOUT_MS });
     return;
   }
-  const dir = await mkdtemp(join(tmpdir(), 'cni-portmap-'));
+  // Synchronous file calls, so that no CNI call loads node:fs/promises (~1.5 ms) for this rare case.
+  const dir = mkdtempSync(join(tmpdir(), 'cni-portmap-'));
   try {
     const file = join(dir, 'transaction.json');
-    await writeFile(file, doc, { mode: 0o600 });
+    writeFileSync(file, doc, { mode: 0o600 });
     await run('nft', [...flags, '-f', file], { timeoutMs: NFT_TIMEOUT_MS });
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
