@@ -3,7 +3,7 @@ import type { Family } from '../net/ip.js';
 import type { Owner } from '../portmap/owner.js';
 import type { Plan } from '../portmap/plan.js';
 
-/** One hostPort forward as found in the kernel, for `portmap list` and `doctor`. */
+/** One hostPort forward as found in the kernel, for `portmap list` and `doctor` (src/cli). */
 export interface ForwardRow {
   backend: BackendName;
   /** Made by this plugin, or by the reference Go plugin (its iptables chains or cni_hostport table). */
@@ -38,5 +38,4 @@ export interface Backend {
   gc(network: string, valid: ReadonlySet<string>, attachments?: readonly Attachment[]): Promise<void>;
   /** Resolves when the backend can serve ADD; rejects with the reason otherwise. */
   status(): Promise<void>;
-  list(): Promise<ForwardRow[]>;
 }

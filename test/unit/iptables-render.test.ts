@@ -4,7 +4,7 @@ import { CniError } from '../../src/cni/errors.js';
 import { containerAddresses, parsePrevResult } from '../../src/cni/result.js';
 import { buildPlan, ownerFor } from '../../src/portmap/plan.js';
 import { decide, binariesFor, flavourOfBinary, legacyNatExists } from '../../src/backends/iptables/flavour.js';
-import { canonical, dnatRows, entryKey, parseRules, sameRule, tokenize } from '../../src/backends/iptables/parse.js';
+import { canonical, entryKey, parseRules, sameRule, tokenize } from '../../src/backends/iptables/parse.js';
 import {
   MULTIPORT_MAX, addFastDocument, addRepairDocument, chainName, delFastDocument, dnatChain, dnatRules, entryComment, entryRules,
   line, markOf, masqRule, parseEntryComment, quote, setMarkRule, teardownLines, validateConditions,
@@ -277,11 +277,6 @@ describe('reading iptables -S output', () => {
     expect(sameRule(words('-s 10.0.0.1 -j X'), words('-s 10.0.0.2 -j X'))).toBe(false);
     expect(sameRule(words('-p tcp --dport 1 -s 0.0.0.0/0 -j X'), words('-p tcp -m tcp --dport 1 -j X'))).toBe(true);
     expect(sameRule(words('! -d 10.0.0.0/8 -j X'), words('-d 10.0.0.0/8 -j X'))).toBe(false);
-  });
-
-  it('lists the forwards of a DN chain', () => {
-    expect(dnatRows(parseRules(saved), 4)).toEqual([{ family: 4, protocol: 'udp', hostPort: 5353, hostIP: '192.168.1.10', podIP: '10.88.0.5', containerPort: 53 }]);
-    expect(dnatRows([{ chain: 'c', args: words('-p tcp -m tcp --dport 80 -j DNAT --to-destination [fd00::5]:8080') }], 6)[0]).toMatchObject({ podIP: 'fd00::5', containerPort: 8080 });
   });
 });
 

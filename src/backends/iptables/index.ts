@@ -25,9 +25,9 @@ import { log } from '../../host/log.js';
 import type { Family } from '../../net/ip.js';
 import type { Owner } from '../../portmap/owner.js';
 import { type FamilyPlan, type Plan } from '../../portmap/plan.js';
-import type { Backend, ForwardRow } from '../backend.js';
+import type { Backend } from '../backend.js';
 import { type Flavour, type FlavourName, IPT_TIMEOUT_MS, LOCK_WAIT, binariesFor, detectFlavour } from './flavour.js';
-import { canonical, dnatRows, entryKey, parseRules, sameRule, valueOf } from './parse.js';
+import { canonical, entryKey, parseRules, sameRule, valueOf } from './parse.js';
 import {
   type Args, KUBE_SERVICES, MASQ, OLD_TOP_SNAT, type Rule, SETMARK, TOP_DNAT, addFastDocument, addRepairDocument,
   delFastDocument, dnatChain, dnatRules, entryRules, jumpToDnat, jumpToMasq, masqRule, natDocument, needsMasqChains,
@@ -294,32 +294,5 @@ export class IptablesBackend implements Backend {
       );
     }
     for (const e of errors) log.warn(`iptables flavour ${fl.name}: ${e}`);
-  }
-
-  async list(): Promise<ForwardRow[]> {
-    const fl = await detectFlavour();
-    const rows: ForwardRow[] = [];
-    for (const family of FAMILIES) {
-      const ipt = Ipt.of(fl, family);
-      const entries = await ipt.list(TOP_DNAT).catch(() => undefined);
-      if (!entries) continue;
-      const targets = [...new Set(entries.map((r) => targetOf(r) ?? '').filter((t) => t.startsWith('CNI-DN-')))];
-      const chains = await ipt.listMany(targets).catch(() => new Map<string, Args[] | undefined>());
-      for (const t of targets) {
-        const entry = entries.find((r) => targetOf(r) === t);
-        const who = parseEntryComment(entry ? valueOf(entry, '--comment') : undefined);
-        const conditional = entry !== undefined && canonical(entry).split(' ').some((p) => !/^(-m=comment|-m=multiport|-p=|--comment=|--dports=|--destination-ports=|-j=)/.test(p));
-        for (const r of dnatRows((chains.get(t) ?? []).map((args) => ({ chain: t, args })), family)) {
-          rows.push({
-            backend: 'iptables',
-            origin: 'portmap-ts',
-            ...r,
-            ...(who ? { network: who.network, containerID: who.containerID } : {}),
-            ...(conditional ? { conditional: true } : {}),
-          });
-        }
-      }
-    }
-    return rows;
   }
 }

@@ -3,7 +3,7 @@
  * iptables prints them back (`-p tcp -m tcp --dport`, `127.0.0.1/32`, `--dports`, option order).
  * Nothing here runs a process.
  */
-import { type Family, ipFamily, parseCidr } from '../../net/ip.js';
+import { ipFamily, parseCidr } from '../../net/ip.js';
 import type { Args, Rule } from './render.js';
 
 /** Splits one line into words, honouring double quotes and backslash escapes (iptables-save quoting). */
@@ -110,35 +110,3 @@ export function entryKey(args: Args): string {
   return [valueOf(args, '-p', '--protocol') ?? '', ports, valueOf(args, '-j', '--jump') ?? '', valueOf(args, '--comment') ?? ''].join(' ');
 }
 
-/** One DNAT rule of a CNI-DN chain, read back for listing. */
-export interface DnatRow {
-  family: Family;
-  protocol: string;
-  hostPort: number;
-  hostIP?: string;
-  podIP: string;
-  containerPort: number;
-}
-
-/** The forwards of a CNI-DN chain's rules (its `-j DNAT` rules). */
-export function dnatRows(rules: readonly Rule[], family: Family): DnatRow[] {
-  const out: DnatRow[] = [];
-  for (const r of rules) {
-    if (valueOf(r.args, '-j') !== 'DNAT') continue;
-    const to = valueOf(r.args, '--to-destination');
-    const m = to ? /^\[?([^\]]+?)\]?:(\d+)$/.exec(to) : null;
-    const port = Number(valueOf(r.args, '--dport', '--destination-port'));
-    if (!m || !Number.isFinite(port)) continue;
-    const d = valueOf(r.args, '-d', '--destination');
-    const hostIP = d ? d.replace(/\/(32|128)$/, '') : undefined;
-    out.push({
-      family,
-      protocol: valueOf(r.args, '-p') ?? '?',
-      hostPort: port,
-      ...(hostIP ? { hostIP } : {}),
-      podIP: m[1]!,
-      containerPort: Number(m[2]),
-    });
-  }
-  return out;
-}

@@ -267,11 +267,6 @@ export class NftablesBackend implements Backend {
       throw new CniError(ErrorCode.PluginNotAvailable, `nftables backend not usable: ${(err as Error).message}`, fix);
     }
   }
-
-  async list(): Promise<ForwardRow[]> {
-    const state = await readTable();
-    return state ? rowsOf(state) : [];
-  }
 }
 
 /** Forwards found in our table (pure). */
