@@ -3,7 +3,7 @@
  * run them with their backend, a way to read the node's state, and their own extra tests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V4_B, NODE_V6, type Pod, TestBed, inNs, reply } from './harness.js';
+import { type BedOptions, CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V4_B, NODE_V6, type Pod, TestBed, inNs, reply } from './harness.js';
 
 export type Backend = 'nftables' | 'iptables';
 
@@ -16,16 +16,21 @@ export interface ScenarioOptions {
   traffic?: (ctx: () => { bed: TestBed; pod: Pod; sibling: Pod }) => void;
   /** Extra tests sharing the ownership bed. */
   ownership?: (bed: () => TestBed) => void;
+  /** Test bed options (another plugin binary, the environment of plugin calls); named in the titles by `label`. */
+  bed?: Omit<BedOptions, 'portmap'>;
+  label?: string;
 }
 
 export function backendScenarios(backend: Backend, opts: ScenarioOptions): void {
-  describe(`${backend} backend: traffic through real bridge + host-local pods`, () => {
+  const title = (what: string) => `${backend} backend${opts.label ? ` (${opts.label})` : ''}: ${what}`;
+  const newBed = () => TestBed.create({ ...opts.bed, portmap: { backend } });
+  describe(title('traffic through real bridge + host-local pods'), () => {
     let bed: TestBed;
     let pod: Pod;
     let sibling: Pod;
 
     beforeAll(async () => {
-      bed = await TestBed.create({ portmap: { backend } });
+      bed = await newBed();
       pod = await bed.addPod([
         { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
         { hostPort: 8053, containerPort: 53, protocol: 'udp' },
@@ -68,10 +73,10 @@ export function backendScenarios(backend: Backend, opts: ScenarioOptions): void 
     opts.traffic?.(() => ({ bed, pod, sibling }));
   });
 
-  describe(`${backend} backend: ownership, DEL, GC, hostIP, conntrack, STATUS`, () => {
+  describe(title('ownership, DEL, GC, hostIP, conntrack, STATUS'), () => {
     let bed: TestBed;
     beforeAll(async () => {
-      bed = await TestBed.create({ portmap: { backend } });
+      bed = await newBed();
     });
     afterAll(() => bed?.destroy());
 
@@ -171,10 +176,10 @@ export function backendScenarios(backend: Backend, opts: ScenarioOptions): void 
     opts.ownership?.(() => bed);
   });
 
-  describe(`${backend} backend: 50 pods added and deleted concurrently`, () => {
+  describe(title('50 pods added and deleted concurrently'), () => {
     let bed: TestBed;
     beforeAll(async () => {
-      bed = await TestBed.create({ portmap: { backend } });
+      bed = await newBed();
     });
     afterAll(() => bed?.destroy());
 

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendScenarios } from './backend-scenarios.js';
 import { CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V6, type Pod, ROOT, TestBed, inNs, reply } from './harness.js';
 
 const SEA = join(ROOT, 'dist', 'portmap-sea');
@@ -80,4 +81,14 @@ describe('self-contained executable (no node on PATH)', () => {
     expect(await bed.request(bed.client, 'tcp', NODE_V4, 8080, { timeoutMs: 800 })).toBeUndefined();
     expect((await bed.delPod(pod)).code).toBe(0);
   });
+});
+
+// Every backend scenario again, with the self-contained executable and no node on PATH.
+const scenarioTools = toolsPath();
+afterAll(() => rmSync(scenarioTools.dir, { recursive: true, force: true }));
+backendScenarios('nftables', {
+  state: table,
+  owned: /"comment": "[0-9a-f]{8}:[0-9a-f]{16}/,
+  bed: { plugin: SEA, env: { PATH: scenarioTools.path } },
+  label: 'self-contained executable, no node on PATH',
 });
