@@ -67,7 +67,7 @@ function renderer() {
       await build({
         stdin: {
           contents: [
-            "export { skeleton, ownerElements, podnetElements, addElements, priorityFor, document, markReady, readyHash, FAMILY, TABLE } from './src/backends/nftables/render.ts';",
+            "export { skeletonFor, ownerElements, podnetElements, addElements, document, FAMILY, TABLE } from './src/backends/nftables/render.ts';",
             "export { buildPlan, ownerFor } from './src/portmap/plan.ts';",
             "export { parseConfig } from './src/cni/config.ts';",
             "export { parsePrevResult, containerAddresses } from './src/cni/result.ts';",
@@ -100,8 +100,7 @@ export async function oursState(entries) {
   const cmds = [
     { add: { table: { family: r.FAMILY, name: r.TABLE } } },
     { delete: { table: { family: r.FAMILY, name: r.TABLE } } },
-    ...r.skeleton(r.priorityFor(false)),
-    ...r.markReady(r.readyHash(r.priorityFor(false), [])),
+    ...r.skeletonFor({ afterServices: false, serviceCIDRs: [] }),
   ];
   const podnets = new Map();
   for (const e of entries) {

@@ -11,8 +11,8 @@ import type { Backend, ForwardRow } from '../backend.js';
 import { type TableState, parseTable, sameJson } from './parse.js';
 import {
   type Command, type Element, FAMILY, TABLE, addElements, baseChains, casDelete, conditionalRules, deleteChains,
-  deleteRule, document, mapNames, markReady, ownerElements, podnetElements, priorityFor, readyHash,
-  replaceElements, requireReady, serviceCidrCommands, skeleton, staticRules,
+  deleteRule, document, mapNames, ownerElements, podnetElements, priorityFor, readyHash,
+  replaceElements, requireReady, skeleton, skeletonFor, staticRules,
 } from './render.js';
 
 const NFT_TIMEOUT_MS = 20_000;
@@ -66,10 +66,10 @@ async function applyNftDocument(cmds: readonly Command[], check: boolean): Promi
   }
 }
 
-/** Reads our table; undefined when it does not exist. */
-export async function readTable(): Promise<TableState | undefined> {
+/** Reads our table (`terse`: without set and map elements); undefined when it does not exist. */
+export async function readTable(terse = false): Promise<TableState | undefined> {
   try {
-    const { stdout } = await run('nft', ['-j', 'list', 'table', FAMILY, TABLE], { timeoutMs: NFT_TIMEOUT_MS });
+    const { stdout } = await run('nft', ['-j', ...(terse ? ['--terse'] : []), 'list', 'table', FAMILY, TABLE], { timeoutMs: NFT_TIMEOUT_MS });
     return parseTable(stdout);
   } catch (err) {
     if (err instanceof CommandError && /No such file or directory/.test(err.stderr)) return undefined;
@@ -144,7 +144,7 @@ export class NftablesBackend implements Backend {
     const ready = readyHash(priority, plan.serviceCIDRs);
     const hasConditions = plan.families.some((f) => f.conditions);
     if (!hasConditions) {
-      // Fast path: only additions, valid only on a ready skeleton (see readyMarker).
+      // Fast path: only additions, valid only on a ready skeleton (see READY_MAP in render.ts).
       try {
         await applyNft([requireReady(ready), ...addElements(podnetElements(plan)), ...addElements(ownerElements(plan))]);
         return;
@@ -156,8 +156,7 @@ export class NftablesBackend implements Backend {
     const state = await readTable();
     const cmds: Command[] = [];
     if (state) cmds.push(...deleteChains(mismatchedBaseChains(state, priority)));
-    cmds.push(...skeleton(priority), ...serviceCidrCommands(plan), ...podnetCommands(state, plan));
-    cmds.push(...markReady(ready));
+    cmds.push(...skeletonFor(plan), ...podnetCommands(state, plan));
     for (const e of ownerElements(plan)) {
       const current = state?.elements.find((x) => x.set === e.set && sameJson(x.key, e.key));
       if (!current) cmds.push(...addElements([e]));
@@ -180,8 +179,7 @@ export class NftablesBackend implements Backend {
     if (plan && !plan.families.some((f) => f.conditions)) {
       try {
         // A DEL deletes anyway (and pays the kernel's grace period once): it rewrites the skeleton too.
-        const priority = priorityFor(plan.afterServices);
-        await applyNft([...skeleton(priority), ...serviceCidrCommands(plan), ...markReady(readyHash(priority, plan.serviceCIDRs)), ...casDelete(ownerElements(plan))]);
+        await applyNft([...skeletonFor(plan), ...casDelete(ownerElements(plan))]);
         return;
       } catch (err) {
         log.debug(`nftables DEL fast path failed, reading the table: ${(err as Error).message}`);
@@ -260,7 +258,7 @@ export class NftablesBackend implements Backend {
   async status(): Promise<void> {
     try {
       // Checked at the priority the table already has: `add chain` at another one is refused (EOPNOTSUPP).
-      const prio = (await readTable())?.chains.get('prerouting')?.prio;
+      const prio = (await readTable(true))?.chains.get('prerouting')?.prio;
       await applyNft(skeleton(priorityFor(prio === priorityFor(true))), true);
     } catch (err) {
       const fix = err instanceof CniError && err.details ? err.details : 'install nftables (apt-get install nftables) and make sure the kernel has nf_tables with nat, fib and maps';

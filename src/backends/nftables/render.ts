@@ -232,7 +232,7 @@ export const replaceElements = (elements: readonly Element[]): Command[] =>
   ]);
 
 /** The Service CIDR sets are node-wide: each ADD rewrites them from its configuration. */
-export function serviceCidrCommands(plan: Plan): Command[] {
+export function serviceCidrCommands(plan: Pick<Plan, 'serviceCIDRs'>): Command[] {
   const cmds: Command[] = [];
   for (const f of [4, 6] as const) {
     const name = mapNames(f).servicecidrs;
@@ -300,3 +300,9 @@ export const requireReady = (hash: number): Command => ({ add: { element: { ...b
 
 /** Marks the skeleton written in the same transaction as ready for this hash. */
 export const markReady = (hash: number): Command[] => [{ flush: { map: { ...base, name: READY_MAP } } }, requireReady(hash)];
+
+/** Everything the skeleton of a plan's settings is: chains, static rules, Service CIDRs, the ready mark. */
+export function skeletonFor(plan: Pick<Plan, 'afterServices' | 'serviceCIDRs'>): Command[] {
+  const priority = priorityFor(plan.afterServices);
+  return [...skeleton(priority), ...serviceCidrCommands(plan), ...markReady(readyHash(priority, plan.serviceCIDRs))];
+}
