@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 
 /** Debian package that provides each binary we run, for error messages that say how to fix things. */
 const PACKAGE_OF: Record<string, string> = {
@@ -17,12 +19,30 @@ const PACKAGE_OF: Record<string, string> = {
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
+/** Whether a program is on PATH (no process is spawned). */
+export function onPath(program: string, path = process.env.PATH ?? ''): boolean {
+  return path.split(delimiter).some((dir) => {
+    if (!dir) return false;
+    try {
+      accessSync(join(dir, program), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 export interface RunOptions {
   input?: string;
   timeoutMs?: number;
   /** Exit codes that are not failures (0 always is). */
   okCodes?: readonly number[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * Resolve (as a success) as soon as the output so far satisfies this, and leave the process to finish
+   * on its own: for work that is done before the process's last steps (see the nftables backend's DEL).
+   */
+  settledBy?: (stdout: string) => boolean;
 }
 
 export interface RunResult {
@@ -57,15 +77,28 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
+      // Without input, stdin is /dev/null: no pipe to create and write to.
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
       timeout: timeoutMs,
       killSignal: 'SIGKILL',
     });
-    const out: Buffer[] = [];
+    const [childOut, childErr] = [child.stdout!, child.stderr!];
+    let stdout = '';
     const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    let settled = false;
+    childOut.setEncoding('utf8');
+    childOut.on('data', (text: string) => {
+      stdout += text;
+      if (settled || !opts.settledBy?.(stdout)) return;
+      settled = true;
+      // Our process may exit before this child: nothing of ours waits for it or reads from it any more.
+      child.unref();
+      childOut.destroy();
+      childErr.destroy();
+      resolve({ stdout, stderr: Buffer.concat(err).toString('utf8'), code: 0 });
+    });
+    childErr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') {
         const pkg = PACKAGE_OF[command];
@@ -80,7 +113,7 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
       }
     });
     child.on('close', (code, signal) => {
-      const stdout = Buffer.concat(out).toString('utf8');
+      if (settled) return;
       const stderr = Buffer.concat(err).toString('utf8');
       if (signal === 'SIGKILL' && code === null) {
         reject(new CommandError(`${commandLine(command, args)} timed out after ${timeoutMs} ms and was killed`, command, args, null, stderr, 'timeout'));
@@ -98,9 +131,11 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
         ),
       );
     });
-    child.stdin.on('error', () => {
-      // The child may exit before reading all input; its exit status tells what happened.
-    });
-    child.stdin.end(opts.input ?? '');
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => {
+        // The child may exit before reading all input; its exit status tells what happened.
+      });
+      child.stdin!.end(opts.input);
+    }
   });
 }

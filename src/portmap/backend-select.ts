@@ -1,21 +1,9 @@
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
 import { type BackendName, type PortmapConfig, checkBackendOptions } from '../cni/config.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
 import type { Backend } from '../backends/backend.js';
+import { onPath } from '../host/exec.js';
 
-/** Whether a program is on PATH (no process is spawned). */
-export function onPath(program: string, path = process.env.PATH ?? ''): boolean {
-  return path.split(delimiter).some((dir) => {
-    if (!dir) return false;
-    try {
-      accessSync(join(dir, program), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
+export { onPath };
 
 /** `backend` when set; otherwise nftables when nft is installed, else iptables. */
 export function chooseBackend(config: Pick<PortmapConfig, 'backend'>): BackendName {

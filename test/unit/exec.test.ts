@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { CommandError, onPath, run } from '../../src/host/exec.js';
+
+// Real processes (node itself), no shell: what run() promises about input, output, failure and settling.
+const node = process.execPath;
+
+describe('run', () => {
+  it('gives the child /dev/null as stdin without input, and the input otherwise', async () => {
+    const echo = ['-e', 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify(s)))'];
+    expect((await run(node, echo)).stdout).toBe('""');
+    expect((await run(node, echo, { input: 'abc' })).stdout).toBe('"abc"');
+  });
+
+  it('rejects a failing command with its exit status and stderr in the message', async () => {
+    const err = await run(node, ['-e', 'console.error("boom");process.exit(3)']).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandError);
+    expect((err as CommandError).code).toBe(3);
+    expect((err as CommandError).message).toMatch(/exit 3.*boom/s);
+  });
+
+  it('names the package of a missing program', async () => {
+    const err = await run('nft', ['--version'], { env: { PATH: '/nonexistent' } }).catch((e: unknown) => e);
+    expect((err as CommandError).kind).toBe('missing');
+    expect((err as Error).message).toMatch(/apt-get install nftables/);
+  });
+
+  it('with settledBy, resolves once the output satisfies it, before the child exits', async () => {
+    // The child prints a complete JSON document, then lingers for 2 s (as nft lingers after a commit).
+    const started = Date.now();
+    const res = await run(node, ['-e', 'process.stdout.write("{\\"done\\":true}");setTimeout(()=>{},2000)'], {
+      settledBy: (out) => {
+        try {
+          return (JSON.parse(out) as { done?: boolean }).done === true;
+        } catch {
+          return false;
+        }
+      },
+    });
+    expect(res).toEqual({ stdout: '{"done":true}', stderr: '', code: 0 });
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
+  it('with settledBy, still reports a child that fails before settling', async () => {
+    const err = await run(node, ['-e', 'console.error("refused");process.exit(1)'], { settledBy: (out) => out.length > 0 }).catch((e: unknown) => e);
+    expect((err as CommandError).code).toBe(1);
+    expect((err as CommandError).stderr).toMatch(/refused/);
+  });
+});
+
+describe('onPath', () => {
+  it('finds executables on the given PATH only', () => {
+    expect(onPath('node', '/nonexistent')).toBe(false);
+    expect(onPath(node.split('/').pop()!, node.split('/').slice(0, -1).join('/'))).toBe(true);
+  });
+});
