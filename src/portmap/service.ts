@@ -6,6 +6,9 @@ import { log } from '../host/log.js';
 import { testpoint } from '../host/testpoint.js';
 import { enableRouteLocalnet, flushUdpConntrack, readRouteLocalnet, routeDevice } from '../host/netlink.js';
 import type { Backend } from '../backends/backend.js';
+import type { BackendName } from '../cni/config.js';
+import type { Owner } from './owner.js';
+import type { Family } from '../net/ip.js';
 import { backendFor, loadBackend, onPath } from './backend-select.js';
 import { type Plan, buildPlan, ownerFor, validOwnerIds } from './plan.js';
 
@@ -54,10 +57,10 @@ function planOf(call: Call, prev: PrevResult): Plan {
  * may hold rules from before the default changed, such as the reference plugin's iptables rules after
  * its binary was swapped for this one (the reference defaults to iptables, this plugin to nftables).
  */
-async function otherBackend(config: Call['config'], primary: Backend): Promise<Backend | undefined> {
+function otherBackendName(config: Call['config'], primary: Backend): BackendName | undefined {
   if (config.backend) return undefined;
   const name = primary.name === 'nftables' ? 'iptables' : 'nftables';
-  return onPath(name === 'nftables' ? 'nft' : 'iptables-restore') ? loadBackend(name) : undefined;
+  return onPath(name === 'nftables' ? 'nft' : 'iptables-restore') ? name : undefined;
 }
 
 async function bestEffort(what: string, fn: () => Promise<void>): Promise<void> {
@@ -66,6 +69,27 @@ async function bestEffort(what: string, fn: () => Promise<void>): Promise<void> 
   } catch (err) {
     log.warn(`${what} failed (ignored: the configured backend succeeded): ${(err as Error).message}`);
   }
+}
+
+/**
+ * DEL in the configured backend and, per otherBackendName, in the other one. After an nftables DEL,
+ * iptables is searched only in the families that have a nat table able to hold its rules (the nft run of
+ * the DEL lists the tables): a node without iptables NAT runs no iptables process on DEL.
+ */
+async function delEverywhere(backend: Backend, other: BackendName | undefined, owner: Owner, plan: Plan | undefined): Promise<void> {
+  const cleanOther = async (families?: readonly Family[]) => {
+    const b = await loadBackend(other!);
+    await bestEffort(`DEL in the ${b.name} backend`, async () => void (await b.del(owner, undefined, families ? { families } : {})));
+  };
+  if (other === 'iptables') {
+    const tables = await backend.del(owner, plan, { listTables: true });
+    if (tables === undefined) return cleanOther();
+    const families = (await import('../backends/iptables/flavour.js')).iptablesNatFamilies(tables);
+    if (families.length > 0) await cleanOther(families);
+    return;
+  }
+  // The other backend is only searched (no plan: it reads what exists and creates nothing).
+  await Promise.all([backend.del(owner, plan), other && cleanOther()]);
 }
 
 export function createPlugin(): PluginVerbs {
@@ -78,11 +102,14 @@ export function createPlugin(): PluginVerbs {
       const plan = planOf(call, prev);
       if (plan.families.length === 0) return result;
       const backend = await backendFor(config);
-      const device = localnetDevice(plan);
       await testpoint('add:before-lock');
+      let device: Promise<string | undefined> | undefined;
       await withLock(`ADD ${plan.owner.containerID}`, async () => {
         await testpoint('add:locked');
-        await backend.add(plan);
+        const applied = backend.add(plan);
+        // Looked up while the backend's process runs (backend.add has started it by now).
+        device = localnetDevice(plan);
+        await applied;
         await testpoint('add:applied');
       });
       const dev = await device;
@@ -103,12 +130,11 @@ export function createPlugin(): PluginVerbs {
         log.warn(`ignoring an unusable prevResult on DEL: ${(err as Error).message}`);
       }
       const backend = await backendFor(config);
-      const other = await otherBackend(config, backend);
+      const other = otherBackendName(config, backend);
       await testpoint('del:before-lock');
       await withLock(`DEL ${args.containerId}`, async () => {
         await testpoint('del:locked');
-        // The other backend is only searched (no plan: it reads what exists and creates nothing).
-        await Promise.all([backend.del(owner, plan), other && bestEffort(`DEL in the ${other.name} backend`, () => other.del(owner))]);
+        await delEverywhere(backend, other, owner, plan);
         await testpoint('del:applied');
       });
       if (plan) await flushUdp(plan);
@@ -131,11 +157,12 @@ export function createPlugin(): PluginVerbs {
       const { config } = call;
       const valid = validOwnerIds(config.name, config.validAttachments ?? []);
       const backend = await backendFor(config);
-      const other = await otherBackend(config, backend);
+      const otherName = otherBackendName(config, backend);
+      const other = otherName && (await loadBackend(otherName));
       const attachments = config.validAttachments ?? [];
       await withLock('GC', async () => {
         await Promise.all([
-          backend.gc(config.name, valid, attachments),
+          backend.gc(config.name, valid, attachments, config),
           other && bestEffort(`GC in the ${other.name} backend`, () => other.gc(config.name, valid, attachments)),
         ]);
       });

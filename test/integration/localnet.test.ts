@@ -6,9 +6,9 @@
  *   - makes a neighbour namespace on the same bridge route 127.0.0.1 to the node (its own loopback
  *     address removed, route_localnet on),
  *   - shows the neighbour cannot reach that service, while node -> 127.0.0.1:hostPort reaches the pod,
- *   - shows the test is meaningful: with the guard flushed the neighbour does connect, and the next pod's
- *     life (ADD and DEL) puts the guard back (iptables: ADD rewrites it; nftables: DEL rewrites the skeleton,
- *     a fast ADD only adds elements).
+ *   - shows the test is meaningful: with the guard flushed the neighbour does connect; then the guard
+ *     comes back (iptables: the next ADD rewrites it; nftables: GC rewrites the skeleton, while a fast ADD
+ *     only adds elements and a DEL only deletes its own, and CHECK reports the damage until then).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -76,7 +76,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
       expect(reply(await bed.request(neighbour.netns, 'tcp', '192.0.2.1', 8080)).tag).toBe('pod');
     });
 
-    it('the test is meaningful: without the guard the neighbour connects; the next pod\'s ADD and DEL restore the guard', async () => {
+    it(`the test is meaningful: without the guard the neighbour connects; ${backend === 'nftables' ? 'GC' : 'the next ADD'} restores the guard`, async () => {
       if (backend === 'nftables') await inNs(bed.node, ['nft', 'flush', 'chain', 'inet', 'cni_portmap', 'guard']);
       else await inNs(bed.node, ['iptables', '-t', 'filter', '-F', 'CNI-HOSTPORT-GUARD']);
       const open = reply(await bed.request(neighbour.netns, 'tcp', '127.0.0.1', LOCAL_PORT, { timeoutMs: 2_000 }));
@@ -85,6 +85,13 @@ for (const backend of ['nftables', 'iptables'] as const) {
       const again = await bed.addPod([{ hostPort: 8081, containerPort: 80, protocol: 'tcp' }]);
       expect(again.ip4).toBeDefined();
       await bed.delPod(again);
+      if (backend === 'nftables') {
+        expect((await bed.checkPod(pod)).code).toBe(1);
+        const valid = [pod, neighbour].map((p) => ({ containerID: p.id, ifname: p.ifname }));
+        const gc = await bed.plugin({ CNI_COMMAND: 'GC' }, { ...bed.portmapConfig({}, '1.1.0'), 'cni.dev/valid-attachments': valid });
+        expect(gc.code).toBe(0);
+        expect((await bed.checkPod(pod)).code).toBe(0);
+      }
       expect(await bed.request(neighbour.netns, 'tcp', '127.0.0.1', LOCAL_PORT, { timeoutMs: 1_500 })).toBeUndefined();
       expect(reply(await bed.request(bed.node, 'tcp', '127.0.0.1', 8080)).tag).toBe('pod');
     });

@@ -129,7 +129,7 @@ export class IptablesBackend implements Backend {
     }
   }
 
-  async del(owner: Owner, plan?: Plan): Promise<void> {
+  async del(owner: Owner, plan?: Plan, opts: { families?: readonly Family[] } = {}): Promise<undefined> {
     const fl = await detectFlavour();
     const fast = new Set<Family>();
     if (plan) {
@@ -148,13 +148,14 @@ export class IptablesBackend implements Backend {
     }
     const flavours = [...new Set<FlavourName | 'unknown'>([fl.name, ...fl.present])];
     const jobs: Array<Promise<void>> = [];
-    for (const family of FAMILIES) {
+    for (const family of opts.families ?? FAMILIES) {
       for (const name of flavours) {
         if (name === fl.name && fast.has(family)) continue;
         jobs.push(this.teardown(Ipt.of(fl, family, name), owner));
       }
     }
     await Promise.all(jobs);
+    return undefined;
   }
 
   /** Removes the attachment's CNI-DN (and legacy CNI-SN) chain and the rules that jump to them. */
@@ -162,7 +163,9 @@ export class IptablesBackend implements Backend {
     const dn = dnatChain(owner.network, owner.containerID);
     const sn = snatChain(owner.network, owner.containerID);
     try {
-      const [dnRules, snRules] = await Promise.all([ipt.list(dn), ipt.list(sn)]);
+      const dnRules = await ipt.list(dn);
+      // CNI-SN chains come from reference releases before v0.8, which made one beside each CNI-DN chain.
+      const snRules = dnRules === undefined ? undefined : await ipt.list(sn);
       const chains: string[] = [];
       const referers: Rule[] = [];
       if (dnRules !== undefined) {

@@ -1,14 +1,15 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Attachment } from '../../cni/config.js';
 import { CniError, ErrorCode } from '../../cni/errors.js';
-import { CommandError, run } from '../../host/exec.js';
+import { CommandError, onPath, run } from '../../host/exec.js';
 import { log } from '../../host/log.js';
 import { type Family, cidrContains, parseCidr } from '../../net/ip.js';
 import { type Owner, ownerOf, parseOwnerComment } from '../../portmap/owner.js';
 import type { Plan } from '../../portmap/plan.js';
-import type { Backend, ForwardRow } from '../backend.js';
-import { type TableState, parseTable, sameJson } from './parse.js';
+import type { Backend, ForwardRow, NftTableRef, SkeletonSettings } from '../backend.js';
+import { type TableState, parseTable, parseTables, sameJson } from './parse.js';
 import {
   type Command, type Element, FAMILY, TABLE, addElements, baseChains, casDelete, conditionalRules, deleteChains,
   deleteRule, document, mapNames, ownerElements, podnetElements, priorityFor, readyHash,
@@ -16,20 +17,57 @@ import {
 } from './render.js';
 
 const NFT_TIMEOUT_MS = 20_000;
+const LIST_TABLES: Command = { list: { tables: null } };
 
 /** Linux caps one argument at 128 KiB (MAX_ARG_STRLEN); larger documents go through a file. */
 const MAX_ARG_BYTES = 100_000;
 
 /**
- * Runs one nft transaction (all commands or none). The JSON document is passed as nft's argument, or
- * as a private file when large: nft cannot read `-f -` from the socket Node gives a child as stdin.
+ * Runs one nft transaction (all commands or none) and resolves with nft's output (the listings of `list`
+ * commands in it). The JSON document is passed as nft's argument, or as a private file when large: nft
+ * cannot read `-f -` from the socket Node gives a child as stdin.
  */
-export async function applyNft(cmds: readonly Command[], check = false): Promise<void> {
+export async function applyNft(cmds: readonly Command[], opts: NftRunOptions = {}): Promise<string> {
   try {
-    await applyNftDocument(cmds, check);
+    return await applyNftDocument(cmds, opts);
   } catch (err) {
     throw explainKernelError(err);
   }
+}
+
+interface NftRunOptions {
+  /** `nft --check`: validate only. */
+  check?: boolean;
+  /** A transaction that deletes: answered at commit, see answeredAtCommit. `listings` is how many `list` commands it holds. */
+  deleting?: { listings: number };
+}
+
+/**
+ * A transaction that deletes commits when nft sends it, but nft then closes its netlink socket, and the
+ * kernel makes that close wait for an RCU grace period (10-15 ms here) before it frees what was deleted.
+ * With `--echo`, nft prints the committed commands before that close (and prints nothing when the
+ * transaction fails); with its output unbuffered (coreutils' stdbuf -o0) the echo reaches us at commit,
+ * and the call is answered then: nft finishes on its own, with nothing left to change in the kernel.
+ * Without stdbuf, the call waits for nft to exit, as every other transaction does.
+ */
+function answeredAtCommit(listings: number): { prefix: string[]; flags: string[]; settledBy: (out: string) => boolean } | undefined {
+  if (!onPath('stdbuf')) return undefined;
+  return {
+    prefix: ['stdbuf', '-o0'],
+    flags: ['--echo'],
+    // Listings end with a newline; the echo, last, does not: it is complete once it parses.
+    settledBy: (out) => {
+      if (!out.endsWith('}')) return false;
+      const docs = out.split('\n');
+      if (docs.length !== listings + 1) return false;
+      try {
+        JSON.parse(docs[listings]!);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
 }
 
 /**
@@ -47,20 +85,22 @@ function explainKernelError(err: unknown): unknown {
   return err;
 }
 
-async function applyNftDocument(cmds: readonly Command[], check: boolean): Promise<void> {
-  if (cmds.length === 0) return;
+async function applyNftDocument(cmds: readonly Command[], opts: NftRunOptions): Promise<string> {
+  if (cmds.length === 0) return '';
   const doc = document(cmds);
-  const flags = check ? ['--check', '-j'] : ['-j'];
-  if (Buffer.byteLength(doc) <= MAX_ARG_BYTES) {
-    await run('nft', [...flags, doc], { timeoutMs: NFT_TIMEOUT_MS });
-    return;
-  }
+  const early = opts.deleting && answeredAtCommit(opts.deleting.listings);
+  const flags = [...(opts.check ? ['--check'] : []), ...(early?.flags ?? []), '-j'];
+  const nft = (args: string[]) => {
+    const [command, ...rest] = [...(early?.prefix ?? []), 'nft', ...args];
+    return run(command!, rest, { timeoutMs: NFT_TIMEOUT_MS, ...(early ? { settledBy: early.settledBy } : {}) });
+  };
+  if (Buffer.byteLength(doc) <= MAX_ARG_BYTES) return (await nft([...flags, doc])).stdout;
   // Synchronous file calls, so that no CNI call loads node:fs/promises (~1.5 ms) for this rare case.
   const dir = mkdtempSync(join(tmpdir(), 'cni-portmap-'));
   try {
     const file = join(dir, 'transaction.json');
     writeFileSync(file, doc, { mode: 0o600 });
-    await run('nft', [...flags, '-f', file], { timeoutMs: NFT_TIMEOUT_MS });
+    return (await nft([...flags, '-f', file])).stdout;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -175,23 +215,27 @@ export class NftablesBackend implements Backend {
     await applyNft(cmds);
   }
 
-  async del(owner: Owner, plan?: Plan): Promise<void> {
+  async del(owner: Owner, plan?: Plan, opts: { listTables?: boolean } = {}): Promise<NftTableRef[] | undefined> {
     if (plan && !plan.families.some((f) => f.conditions)) {
       try {
-        // A DEL deletes anyway (and pays the kernel's grace period once): it rewrites the skeleton too.
-        await applyNft([...skeletonFor(plan), ...casDelete(ownerElements(plan))]);
-        return;
+        // `list tables` runs before the transaction and cannot fail: it costs no extra process.
+        const listings = opts.listTables ? 1 : 0;
+        // Only the pod's elements: the skeleton is rewritten by slow-path ADDs and by GC (here it would
+        // cost its echo, several ms).
+        const out = await applyNft([...(opts.listTables ? [LIST_TABLES] : []), ...casDelete(ownerElements(plan))], { deleting: { listings } });
+        return opts.listTables ? parseTables(out.split('\n')[0]!) : undefined;
       } catch (err) {
         log.debug(`nftables DEL fast path failed, reading the table: ${(err as Error).message}`);
       }
     }
     const state = await readTable();
-    if (!state) return;
+    if (!state) return undefined;
     const mine = ownedBy(owner);
     await applyNft([
       ...casDelete(state.elements.filter((e) => mine(e.comment))),
       ...state.rules.filter((r) => r.chain === 'conditional' && mine(r.comment)).map((r) => deleteRule(r.chain, r.handle)),
     ]);
+    return undefined;
   }
 
   async check(plan: Plan): Promise<void> {
@@ -227,9 +271,13 @@ export class NftablesBackend implements Backend {
     }
   }
 
-  async gc(network: string, valid: ReadonlySet<string>): Promise<void> {
+  async gc(network: string, valid: ReadonlySet<string>, _attachments?: readonly Attachment[], settings?: SkeletonSettings): Promise<void> {
     const state = await readTable();
     if (!state) return;
+    // GC reads and deletes anyway: it also rewrites the skeleton (a chain flushed by hand comes back).
+    const skeletonCmds = settings
+      ? [...deleteChains(mismatchedBaseChains(state, priorityFor(settings.afterServices))), ...skeletonFor(settings)]
+      : [];
     const networkId = ownerOf(network, '', '').networkId;
     const stale = (comment: string | undefined): boolean => {
       const p = parseOwnerComment(comment);
@@ -238,6 +286,7 @@ export class NftablesBackend implements Backend {
     const staleElements = state.elements.filter((e) => stale(e.comment));
     const remaining = state.elements.filter((e) => !staleElements.includes(e));
     const cmds: Command[] = [
+      ...skeletonCmds,
       ...casDelete(staleElements),
       ...state.rules.filter((r) => r.chain === 'conditional' && stale(r.comment)).map((r) => deleteRule(r.chain, r.handle)),
     ];
@@ -259,7 +308,7 @@ export class NftablesBackend implements Backend {
     try {
       // Checked at the priority the table already has: `add chain` at another one is refused (EOPNOTSUPP).
       const prio = (await readTable(true))?.chains.get('prerouting')?.prio;
-      await applyNft(skeleton(priorityFor(prio === priorityFor(true))), true);
+      await applyNft(skeleton(priorityFor(prio === priorityFor(true))), { check: true });
     } catch (err) {
       const fix = err instanceof CniError && err.details ? err.details : 'install nftables (apt-get install nftables) and make sure the kernel has nf_tables with nat, fib and maps';
       throw new CniError(ErrorCode.PluginNotAvailable, `nftables backend not usable: ${(err as Error).message}`, fix);

@@ -286,7 +286,9 @@ export const document = (cmds: readonly Command[]): string => JSON.stringify({ n
  * ruleset`) or holds another hash (other settings, a newer plugin's rules). The ADD then takes the slow
  * path, which rewrites the skeleton. So a common ADD deletes nothing: a transaction that deletes (a flush,
  * a rule or an element) makes nft wait for an RCU grace period when it closes its socket, about 10 ms.
- * DELs, which delete anyway, rewrite the skeleton too, so a flushed chain heals on the next DEL.
+ * A DEL deletes only its elements and is answered at commit (see answeredAtCommit in index.ts); GC, which
+ * reads and deletes anyway, rewrites the skeleton too, so a chain flushed by hand heals at the next GC
+ * (or slow-path ADD).
  */
 export const READY_MAP = 'ready';
 
