@@ -21,14 +21,15 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-function tryBind(name: string, info: LockOwnerInfo): Promise<Server | undefined> {
+/** Who holds the lock, as told to waiters; the time is formatted only when one asks (Date formatting costs on every call). */
+function tryBind(name: string, info: () => LockOwnerInfo): Promise<Server | undefined> {
   return new Promise((resolve, reject) => {
     const sockets = new Set<Socket>();
     const server = createServer((sock) => {
       sockets.add(sock);
       sock.on('close', () => sockets.delete(sock));
       sock.on('error', () => sockets.delete(sock));
-      sock.write(`${JSON.stringify(info)}\n`);
+      sock.write(`${JSON.stringify(info())}\n`);
     });
     server.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') resolve(undefined);
@@ -71,7 +72,8 @@ function waitForHolder(name: string, maxMs: number): Promise<LockOwnerInfo | und
 }
 
 export async function acquireLock(what: string, timeoutMs = 60_000, name = LOCK_NAME): Promise<Lock> {
-  const info: LockOwnerInfo = { pid: process.pid, what, since: new Date().toISOString() };
+  const started = Date.now();
+  const info = (): LockOwnerInfo => ({ pid: process.pid, what, since: new Date(started).toISOString() });
   const deadline = Date.now() + timeoutMs;
   let lastHolder: LockOwnerInfo | undefined;
   for (;;) {
