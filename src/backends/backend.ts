@@ -27,22 +27,16 @@ export interface ForwardRow {
 /** The node-wide settings of a configuration (the nftables skeleton is written for them). */
 export type SkeletonSettings = Pick<Plan, 'afterServices' | 'serviceCIDRs'>;
 
-/** An nftables table, as `nft list tables` names it. */
-export interface NftTableRef {
-  family: string;
-  name: string;
-}
-
 /** A firewall backend: turns plans into kernel state and reads it back. */
 export interface Backend {
   readonly name: BackendName;
   add(plan: Plan): Promise<void>;
   /**
    * Removes everything `owner` holds. `plan` is given when the call carried mappings and a prevResult.
-   * With `listTables` the nftables backend also reports the namespace's nftables tables, read in the same
-   * nft run (undefined when it could not); with `families` the iptables backend only looks there.
+   * Resolves true when this backend proved the attachment was made by it (the nftables backend's
+   * ownership witness): no other backend then holds anything of it.
    */
-  del(owner: Owner, plan?: Plan, opts?: { listTables?: boolean; families?: readonly Family[] }): Promise<NftTableRef[] | undefined>;
+  del(owner: Owner, plan?: Plan): Promise<boolean>;
   check(plan: Plan): Promise<void>;
   /**
    * Removes the entries of `network` whose owner id is not in `valid`. `attachments` are the valid

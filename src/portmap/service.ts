@@ -8,7 +8,6 @@ import { enableRouteLocalnet, flushUdpConntrack, readRouteLocalnet, routeDevice 
 import type { Backend } from '../backends/backend.js';
 import type { BackendName } from '../cni/config.js';
 import type { Owner } from './owner.js';
-import type { Family } from '../net/ip.js';
 import { backendFor, loadBackend, onPath } from './backend-select.js';
 import { type Plan, buildPlan, ownerFor, validOwnerIds } from './plan.js';
 
@@ -72,23 +71,20 @@ async function bestEffort(what: string, fn: () => Promise<void>): Promise<void> 
 }
 
 /**
- * DEL in the configured backend and, per otherBackendName, in the other one. After an nftables DEL,
- * iptables is searched only in the families that have a nat table able to hold its rules (the nft run of
- * the DEL lists the tables): a node without iptables NAT runs no iptables process on DEL.
+ * DEL in the configured backend and, per otherBackendName, in the other one. When the configured backend
+ * proves the attachment was its own (nftables: the ownership witness), the other one holds nothing of
+ * it and is not searched: the common DEL runs no iptables process. Otherwise both run in parallel.
  */
 async function delEverywhere(backend: Backend, other: BackendName | undefined, owner: Owner, plan: Plan | undefined): Promise<void> {
-  const cleanOther = async (families?: readonly Family[]) => {
+  const cleanOther = async () => {
     const b = await loadBackend(other!);
-    await bestEffort(`DEL in the ${b.name} backend`, async () => void (await b.del(owner, undefined, families ? { families } : {})));
+    // The other backend is only searched (no plan: it reads what exists and creates nothing).
+    await bestEffort(`DEL in the ${b.name} backend`, async () => void (await b.del(owner)));
   };
-  if (other === 'iptables') {
-    const tables = await backend.del(owner, plan, { listTables: true });
-    if (tables === undefined) return cleanOther();
-    const families = (await import('../backends/iptables/flavour.js')).iptablesNatFamilies(tables);
-    if (families.length > 0) await cleanOther(families);
+  if (other && plan && backend.name === 'nftables') {
+    if (!(await backend.del(owner, plan))) await cleanOther();
     return;
   }
-  // The other backend is only searched (no plan: it reads what exists and creates nothing).
   await Promise.all([backend.del(owner, plan), other && cleanOther()]);
 }
 

@@ -434,11 +434,11 @@ describe('hostile names that skel accepts end up as inert data', () => {
       };
       const added = await runPlugin(bed.node, { ...env, CNI_COMMAND: 'ADD' }, JSON.stringify(config));
       expect(added.code, added.stdout + added.stderr).toBe(0);
-      // The name is a comment string and nothing else: exactly the address, port and masquerade elements carry
-      // it, with double quotes and backslashes neutralised (nft prints comments without escaping them).
+      // The name is a comment string and nothing else: exactly the address, port, masquerade and witness
+      // elements carry it, with double quotes and backslashes neutralised (nft prints comments without escaping them).
       const listed = (await inNs(bed.node, ['nft', '-j', 'list', 'table', 'inet', 'cni_portmap'])).stdout;
       const comments = [...listed.matchAll(/"comment": ?"((?:[^"\\]|\\.)*)"/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
-      expect(comments.filter((c) => c.endsWith(`/weird1/${nftComment(ifname)}`))).toHaveLength(3);
+      expect(comments.filter((c) => c.endsWith(`/weird1/${nftComment(ifname)}`))).toHaveLength(4);
       expect(comments.join('')).not.toMatch(/["\\]/);
       // The text form must stay parseable: `nft -c -f` of the listed ruleset is accepted.
       const text = await bed.ruleset();

@@ -3,14 +3,11 @@
  * - it is answered when the kernel has committed it (nft's echo), before nft waits for the kernel's RCU
  *   grace period: when DEL returns, the forward is gone from the kernel and from the wire, and the nft it
  *   left finishing exits on its own (no process stays in the node namespace);
- * - without a configured backend it also cleans iptables, but runs iptables only in the families that
- *   have a nat table able to hold rules (the DEL's own nft run lists the tables).
+ * - it deletes without comparing only while the attachment's ownership witness is there: a takeover
+ *   removes it, and the stale owner's DEL then compares each element and leaves the new owner's.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dnatChain } from '../../src/backends/iptables/render.js';
 import { NODE_V4, TestBed, inNs, reply, sh } from './harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,59 +44,25 @@ describe('nftables DEL is answered at commit', () => {
     expect((await processesIn(bed.node)).filter((p) => p === 'nft' || p === 'stdbuf')).toEqual([]);
   });
 
-  it('a failed DEL transaction is still reported (the fast path falls back and cleans up)', async () => {
-    // Another owner took the pod's key: the compare-and-delete transaction fails, nft echoes nothing,
-    // and DEL takes the slow path, which leaves the other owner's element alone.
-    const pod = await bed.addPod([{ hostPort: 9801, containerPort: 80, protocol: 'tcp' }]);
-    await inNs(bed.node, ['nft', 'delete', 'element', 'inet', 'cni_portmap', 'hostports4_port', '{ tcp . 9801 }']);
-    await inNs(bed.node, ['nft', 'add', 'element', 'inet', 'cni_portmap', 'hostports4_port', '{ tcp . 9801 comment "00000000:0000000000000000 other/owner/eth0" : 81 }']);
-    await bed.delPod(pod);
-    const table = (await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'])).stdout;
-    expect(table).toMatch(/tcp \. 9801 comment "00000000:0000000000000000 other\/owner\/eth0" : 81/);
-    expect(table).not.toContain(pod.id);
-  });
-});
-
-describe('DEL without a configured backend looks in iptables only where a nat table exists', () => {
-  let bed: TestBed;
-  let log: string;
-  let dir: string;
-  beforeAll(async () => {
-    // iptables binaries on PATH are wrappers that record each call, then run the real one.
-    dir = mkdtempSync(join(tmpdir(), 'pm-ipt-wrappers-'));
-    log = join(dir, 'calls.log');
-    writeFileSync(log, '');
-    for (const name of ['iptables', 'ip6tables', 'iptables-restore', 'ip6tables-restore', 'iptables-nft', 'ip6tables-nft', 'iptables-legacy', 'ip6tables-legacy']) {
-      const file = join(dir, name);
-      writeFileSync(file, `#!/bin/sh\necho "${name} $*" >> ${log}\nexec /usr/sbin/${name} "$@"\n`);
-      chmodSync(file, 0o755);
-    }
-    bed = await TestBed.create({ env: { PATH: `${dir}:${process.env.PATH}` } });
-  });
-  afterAll(async () => {
-    await bed?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+  it('a takeover removes the previous owner\'s witness: its DEL then compares and leaves the new owner\'s forward', async () => {
+    const stale = await bed.addPod([{ hostPort: 9801, containerPort: 80, protocol: 'tcp' }]);
+    const fresh = await bed.addPod([{ hostPort: 9801, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(fresh.netns, 'fresh', 80);
+    const owners = async () => (await inNs(bed.node, ['nft', 'list', 'set', 'inet', 'cni_portmap', 'owners'])).stdout;
+    expect(await owners()).not.toContain(stale.id);
+    expect(await owners()).toContain(fresh.id);
+    await bed.delPod(stale);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 9801)).tag).toBe('fresh');
+    await bed.delPod(fresh);
+    expect(await owners()).not.toContain(fresh.id);
   });
 
-  const calls = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
-
-  it('no nat table: DEL runs no iptables process', async () => {
-    const pod = await bed.addPod([{ hostPort: 9810, containerPort: 80, protocol: 'tcp' }]);
-    writeFileSync(log, '');
-    await bed.delPod(pod);
-    expect(calls()).toEqual([]);
-    expect((await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'])).stdout).not.toContain(pod.id);
-  });
-
-  it('an IPv4 nat table (iptables-nft): DEL looks for the pod\'s chain there only, and removes it', async () => {
-    const pod = await bed.addPod([{ hostPort: 9811, containerPort: 80, protocol: 'tcp' }]);
-    // A chain named like the reference plugin's for this pod: a leftover the DEL must remove.
-    const chain = dnatChain(bed.networkName, pod.id);
-    await inNs(bed.node, ['iptables', '-t', 'nat', '-N', chain]);
-    writeFileSync(log, '');
-    await bed.delPod(pod);
-    expect(calls().some((c) => /^iptables(-nft)? .*-S CNI-DN-/.test(c))).toBe(true);
-    expect(calls().some((c) => c.startsWith('ip6tables'))).toBe(false);
-    expect((await inNs(bed.node, ['iptables', '-t', 'nat', '-S'])).stdout).not.toContain(chain);
+  it('DEL twice: the second finds no witness, compares, and succeeds with nothing to do', async () => {
+    const pod = await bed.addPod([{ hostPort: 9802, containerPort: 80, protocol: 'tcp' }]);
+    expect((await bed.delPod(pod)).code).toBe(0);
+    const before = (await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'])).stdout;
+    expect((await bed.delPod(pod)).code).toBe(0);
+    expect((await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'])).stdout).toBe(before);
+    expect(before).not.toContain(pod.id);
   });
 });

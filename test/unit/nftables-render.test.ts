@@ -3,7 +3,7 @@ import { parseConfig } from '../../src/cni/config.js';
 import { CniError } from '../../src/cni/errors.js';
 import { containerAddresses, parsePrevResult } from '../../src/cni/result.js';
 import { parseNftConditions } from '../../src/backends/nftables/conditions.js';
-import { casDelete, conditionalRules, ownerElements, podnetElements, serviceCidrCommands, skeleton, PRIORITY_AFTER_SERVICES, PRIORITY_DEFAULT } from '../../src/backends/nftables/render.js';
+import { casDelete, conditionalRules, delElements, ownerElements, witnessOf, podnetElements, serviceCidrCommands, skeleton, PRIORITY_AFTER_SERVICES, PRIORITY_DEFAULT } from '../../src/backends/nftables/render.js';
 import { rowsOf } from '../../src/backends/nftables/index.js';
 import { parseTable } from '../../src/backends/nftables/parse.js';
 import { buildPlan, ownerFor } from '../../src/portmap/plan.js';
@@ -80,6 +80,19 @@ describe('nftables rendering', () => {
     expect(els.filter((e) => e.set === 'snat4')).toEqual([{ set: 'snat4', key: '10.244.0.5', value: p.owner.tag, comment: p.owner.comment }]);
     expect(els.filter((e) => e.set === 'hostports6_addr')[0]?.value).toBe('fd00:244::5');
     expect(podnetElements(p).map((e) => e.key)).toEqual([{ prefix: { addr: '10.244.0.0', len: 24 } }, { prefix: { addr: 'fd00:244::', len: 64 } }]);
+  });
+
+  it('puts the owner\'s witness (its id as two 32-bit halves) first, and a DEL of deletes only', () => {
+    const p = plan({}, [{ hostPort: 8080, containerPort: 80 }]);
+    const els = ownerElements(p);
+    const id = p.owner.id;
+    expect(els[0]).toEqual(witnessOf(id, p.owner.comment));
+    expect(els[0]?.key).toEqual({ concat: [Number.parseInt(id.slice(0, 8), 16), Number.parseInt(id.slice(8), 16)] });
+    expect(els.filter((e) => e.set === 'owners')).toHaveLength(1);
+    const del = delElements(els);
+    expect(del).toHaveLength(els.length);
+    expect(del.every((c) => Object.keys(c).join() === 'delete')).toBe(true);
+    expect(ownerElements(plan({}, []))).toEqual([]);
   });
 
   it('compare-and-delete adds the exact old value before deleting the key', () => {

@@ -81,20 +81,6 @@ export function legacyNatExists(file = '/proc/net/ip_tables_names'): boolean {
   }
 }
 
-/**
- * The families in which iptables can hold hostPort rules in this network namespace, knowing its nftables
- * tables: the nf_tables flavour keeps them in `table ip nat` / `table ip6 nat`, the legacy one in x_tables
- * nat tables (/proc/net/ip{,6}_tables_names). Without a nat table there is nothing of ours or the
- * reference's to remove, so a DEL need not run iptables for that family.
- */
-export function iptablesNatFamilies(nftTables: ReadonlyArray<{ family: string; name: string }>): Family[] {
-  const nftNat = (f: string) => nftTables.some((t) => t.family === f && t.name === 'nat');
-  return [
-    ...(nftNat('ip') || legacyNatExists() ? [4 as const] : []),
-    ...(nftNat('ip6') || legacyNatExists('/proc/net/ip6_tables_names') ? [6 as const] : []),
-  ];
-}
-
 export interface Probe {
   kube: boolean;
   /** CNI-HOSTPORT-DNAT exists */

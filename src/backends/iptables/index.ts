@@ -129,7 +129,7 @@ export class IptablesBackend implements Backend {
     }
   }
 
-  async del(owner: Owner, plan?: Plan, opts: { families?: readonly Family[] } = {}): Promise<undefined> {
+  async del(owner: Owner, plan?: Plan): Promise<boolean> {
     const fl = await detectFlavour();
     const fast = new Set<Family>();
     if (plan) {
@@ -148,14 +148,14 @@ export class IptablesBackend implements Backend {
     }
     const flavours = [...new Set<FlavourName | 'unknown'>([fl.name, ...fl.present])];
     const jobs: Array<Promise<void>> = [];
-    for (const family of opts.families ?? FAMILIES) {
+    for (const family of FAMILIES) {
       for (const name of flavours) {
         if (name === fl.name && fast.has(family)) continue;
         jobs.push(this.teardown(Ipt.of(fl, family, name), owner));
       }
     }
     await Promise.all(jobs);
-    return undefined;
+    return false;
   }
 
   /** Removes the attachment's CNI-DN (and legacy CNI-SN) chain and the rules that jump to them. */

@@ -8,16 +8,15 @@ import { log } from '../../host/log.js';
 import { type Family, cidrContains, parseCidr } from '../../net/ip.js';
 import { type Owner, ownerOf, parseOwnerComment } from '../../portmap/owner.js';
 import type { Plan } from '../../portmap/plan.js';
-import type { Backend, ForwardRow, NftTableRef, SkeletonSettings } from '../backend.js';
-import { type TableState, parseTable, parseTables, sameJson } from './parse.js';
+import type { Backend, ForwardRow, SkeletonSettings } from '../backend.js';
+import { type TableState, parseTable, sameJson } from './parse.js';
 import {
   type Command, type Element, FAMILY, TABLE, addElements, baseChains, casDelete, conditionalRules, deleteChains,
   deleteRule, document, mapNames, ownerElements, podnetElements, priorityFor, readyHash,
-  replaceElements, requireReady, skeleton, skeletonFor, staticRules,
+  replaceElements, requireReady, skeleton, skeletonFor, staticRules, delElements, witnessOf,
 } from './render.js';
 
 const NFT_TIMEOUT_MS = 20_000;
-const LIST_TABLES: Command = { list: { tables: null } };
 
 /** Linux caps one argument at 128 KiB (MAX_ARG_STRLEN); larger documents go through a file. */
 const MAX_ARG_BYTES = 100_000;
@@ -38,8 +37,8 @@ export async function applyNft(cmds: readonly Command[], opts: NftRunOptions = {
 interface NftRunOptions {
   /** `nft --check`: validate only. */
   check?: boolean;
-  /** A transaction that deletes: answered at commit, see answeredAtCommit. `listings` is how many `list` commands it holds. */
-  deleting?: { listings: number };
+  /** A transaction of deletes only: answered at commit, see answeredAtCommit. */
+  deletesOnly?: boolean;
 }
 
 /**
@@ -48,23 +47,21 @@ interface NftRunOptions {
  * With `--echo`, nft prints the committed commands before that close (and prints nothing when the
  * transaction fails); with its output unbuffered (coreutils' stdbuf -o0) the echo reaches us at commit,
  * and the call is answered then: nft finishes on its own, with nothing left to change in the kernel.
- * Without stdbuf, the call waits for nft to exit, as every other transaction does.
+ * Only for transactions of deletes: with an `add` (or a `list`) in it, --echo makes nft read the whole
+ * ruleset first. Without stdbuf, the call waits for nft to exit, as every other transaction does.
  */
-function answeredAtCommit(listings: number): { prefix: string[]; flags: string[]; settledBy: (out: string) => boolean } | undefined {
+function answeredAtCommit(): { prefix: string[]; flags: string[]; settledBy: (out: string) => boolean } | undefined {
   if (!onPath('stdbuf')) return undefined;
   return {
     prefix: ['stdbuf', '-o0'],
     flags: ['--echo'],
-    // Listings end with a newline; the echo, last, does not: it is complete once it parses.
     settledBy: (out) => {
       if (!out.endsWith('}')) return false;
-      const docs = out.split('\n');
-      if (docs.length !== listings + 1) return false;
       try {
-        JSON.parse(docs[listings]!);
+        JSON.parse(out);
         return true;
       } catch {
-        return false;
+        return false; // not all of it yet
       }
     },
   };
@@ -88,7 +85,7 @@ function explainKernelError(err: unknown): unknown {
 async function applyNftDocument(cmds: readonly Command[], opts: NftRunOptions): Promise<string> {
   if (cmds.length === 0) return '';
   const doc = document(cmds);
-  const early = opts.deleting && answeredAtCommit(opts.deleting.listings);
+  const early = opts.deletesOnly ? answeredAtCommit() : undefined;
   const flags = [...(opts.check ? ['--check'] : []), ...(early?.flags ?? []), '-j'];
   const nft = (args: string[]) => {
     const [command, ...rest] = [...(early?.prefix ?? []), 'nft', ...args];
@@ -197,17 +194,22 @@ export class NftablesBackend implements Backend {
     const cmds: Command[] = [];
     if (state) cmds.push(...deleteChains(mismatchedBaseChains(state, priority)));
     cmds.push(...skeletonFor(plan), ...podnetCommands(state, plan));
+    const overtaken = new Set<string>();
     for (const e of ownerElements(plan)) {
       const current = state?.elements.find((x) => x.set === e.set && sameJson(x.key, e.key));
       if (!current) cmds.push(...addElements([e]));
       else if (sameJson(current.value, e.value) && current.comment === e.comment) continue;
       else {
-        if (parseOwnerComment(current.comment)?.id !== plan.owner.id) {
+        const previous = parseOwnerComment(current.comment)?.id;
+        if (previous !== plan.owner.id) {
           log.warn(`${e.set} ${describeKey(e)} was held by ${current.comment ?? 'an unknown owner'}; ${plan.owner.comment} takes it over`);
+          if (previous) overtaken.add(previous);
         }
         cmds.push(...replaceElements([e]));
       }
     }
+    // The previous owners' DELs must not delete blindly any more (see OWNERS_SET).
+    cmds.push(...casDelete([...overtaken].map((id) => witnessOf(id))));
     for (const r of state?.rules ?? []) {
       if (r.chain === 'conditional' && ownedBy(plan.owner)(r.comment)) cmds.push(deleteRule('conditional', r.handle));
     }
@@ -215,27 +217,25 @@ export class NftablesBackend implements Backend {
     await applyNft(cmds);
   }
 
-  async del(owner: Owner, plan?: Plan, opts: { listTables?: boolean } = {}): Promise<NftTableRef[] | undefined> {
+  async del(owner: Owner, plan?: Plan): Promise<boolean> {
     if (plan && !plan.families.some((f) => f.conditions)) {
       try {
-        // `list tables` runs before the transaction and cannot fail: it costs no extra process.
-        const listings = opts.listTables ? 1 : 0;
-        // Only the pod's elements: the skeleton is rewritten by slow-path ADDs and by GC (here it would
-        // cost its echo, several ms).
-        const out = await applyNft([...(opts.listTables ? [LIST_TABLES] : []), ...casDelete(ownerElements(plan))], { deleting: { listings } });
-        return opts.listTables ? parseTables(out.split('\n')[0]!) : undefined;
+        // Deletes only, guarded by the owner's witness (see OWNERS_SET): answered at commit.
+        await applyNft(delElements(ownerElements(plan)), { deletesOnly: true });
+        return true;
       } catch (err) {
+        // The witness is gone (a takeover, an earlier DEL) or an element is: compare each one instead.
         log.debug(`nftables DEL fast path failed, reading the table: ${(err as Error).message}`);
       }
     }
     const state = await readTable();
-    if (!state) return undefined;
+    if (!state) return false;
     const mine = ownedBy(owner);
     await applyNft([
       ...casDelete(state.elements.filter((e) => mine(e.comment))),
       ...state.rules.filter((r) => r.chain === 'conditional' && mine(r.comment)).map((r) => deleteRule(r.chain, r.handle)),
     ]);
-    return undefined;
+    return false;
   }
 
   async check(plan: Plan): Promise<void> {

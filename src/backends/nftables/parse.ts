@@ -96,11 +96,6 @@ export function parseTable(json: string): TableState {
   return state;
 }
 
-/** The tables named in a `list tables` listing (pure). */
-export function parseTables(json: string): Array<{ family: string; name: string }> {
-  return nftListing.parse(JSON.parse(json)).nftables.flatMap((o) => (o.table ? [{ family: o.table.family, name: o.table.name }] : []));
-}
-
 /** Structural equality of nft JSON values (key order independent). */
 export function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;

@@ -145,6 +145,7 @@ export function skeleton(priority: number): Command[] {
     cmds.push({ add: { set: { ...base, name: m.servicecidrs, type: a, flags: ['interval'] } } });
   }
   cmds.push({ add: { map: { ...base, name: READY_MAP, type: 'mark', map: 'mark' } } });
+  cmds.push({ add: { set: { ...base, name: OWNERS_SET, type: ['mark', 'mark'] } } });
   for (const name of REGULAR_CHAINS) cmds.push({ add: { chain: { ...base, name } } });
   for (const c of baseChains(priority)) {
     cmds.push({ add: { chain: { ...base, name: c.name, type: c.type, hook: c.hook, prio: c.prio, policy: 'accept' } } });
@@ -175,7 +176,21 @@ const forwardKey = (f: Forward): unknown =>
  */
 export const nftComment = (comment: string): string => comment.replace(/["\\]/g, "'");
 
-/** The map and set elements one attachment owns (attachments with conditions use rules instead of the maps). */
+/**
+ * The ownership witness: set `owners` holds `<id, first 32 bits> . <id, last 32 bits>` for every attachment
+ * with elements. An ADD that takes a key over from another attachment removes that attachment's witness,
+ * so a DEL can delete its elements with deletes only (see delElements): if its witness is gone, the
+ * transaction fails and the DEL compares each element instead.
+ */
+export const OWNERS_SET = 'owners';
+
+export const witnessOf = (ownerId: string, comment?: string): Element => ({
+  set: OWNERS_SET,
+  key: { concat: [Number.parseInt(ownerId.slice(0, 8), 16), Number.parseInt(ownerId.slice(8, 16), 16)] },
+  ...(comment !== undefined ? { comment } : {}),
+});
+
+/** The map and set elements one attachment owns (attachments with conditions use rules instead of the maps), witness first. */
 export function ownerElements(plan: Plan): Element[] {
   const out: Element[] = [];
   const comment = nftComment(plan.owner.comment);
@@ -191,7 +206,7 @@ export function ownerElements(plan: Plan): Element[] {
     if (fp.masquerade === 'all') out.push({ set: m.masqall, key: fp.pod.address, value: plan.owner.tag, comment });
     if (fp.masquerade === 'hairpin') out.push({ set: m.snat, key: fp.pod.address, value: plan.owner.tag, comment });
   }
-  return out;
+  return out.length > 0 ? [witnessOf(plan.owner.id, comment), ...out] : out;
 }
 
 /** Pod subnets used as hairpin sources. Shared by every pod of a subnet: added on ADD, pruned by GC only. */
@@ -223,6 +238,13 @@ export const casDelete = (elements: readonly Element[]): Command[] =>
     { add: { element: { ...base, name: e.set, elem: [elemJson(e, false)] } } },
     { delete: { element: { ...base, name: e.set, elem: [e.key] } } },
   ]);
+
+/**
+ * Deletes only, for a DEL whose elements start with their owner's witness (ownerElements): all of them go,
+ * or, when any is missing (the witness after a takeover, everything after an earlier DEL), none.
+ */
+export const delElements = (elements: readonly Element[]): Command[] =>
+  elements.map((e) => ({ delete: { element: { ...base, name: e.set, elem: [e.key] } } }));
 
 /** Replace: delete whatever K maps to (it must exist), then add ours. */
 export const replaceElements = (elements: readonly Element[]): Command[] =>
