@@ -14,6 +14,11 @@ const print = (text: string): void => {
 };
 
 async function main(): Promise<number> {
+  // Only while build/build.mjs makes the bundle's code cache: compile what CNI calls run, then stop.
+  if (process.env.PORTMAP_TRAIN_CODE_CACHE === '1') {
+    await (await import('./host/warm-up.js')).warmUp();
+    return 0;
+  }
   const command = process.env.CNI_COMMAND ?? '';
   if (command === 'VERSION') {
     let stdin = '';

@@ -2,56 +2,11 @@
  * Only in the self-contained executable's build (build/build.mjs, SEA with a V8 startup snapshot):
  * loads every module while the snapshot is being built, so the executable starts with them initialised
  * (zod schemas built, built-in modules loaded) instead of doing that work on every CNI call. Then it runs
- * the pure path of an ADD and a DEL, one process and the lock once, so that the functions they use are
- * compiled in the snapshot too (a cold first spawn or lock costs about 1 ms more each).
+ * the warm-up (warm-up.ts), so that the functions a call uses are compiled in the snapshot too (a cold
+ * first spawn or lock alone costs about 1 ms more each).
  * Nothing here may capture per-call state (environment, pid, time) at load: the snapshot is taken once.
  */
 import { setFlagsFromString, startupSnapshot } from 'node:v8';
-
-const SAMPLE_NETNS = '/var/run/netns/snapshot-warm-up';
-
-/** The pure path of an ADD and a DEL: no process, file or lock; nothing it returns is kept. */
-async function warmUpPurePath(): Promise<void> {
-  const { parseConfig } = await import('../cni/config.js');
-  const { parsePrevResult, convertResult, containerAddresses } = await import('../cni/result.js');
-  const { parseEnv } = await import('../cni/env.js');
-  const { buildPlan, ownerFor } = await import('../portmap/plan.js');
-  const r = await import('../backends/nftables/render.js');
-  const args = parseEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'snapshot-warm-up', CNI_NETNS: SAMPLE_NETNS, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' });
-  for (const cniVersion of ['1.0.0', '0.4.0']) {
-    const v04 = cniVersion === '0.4.0';
-    const config = parseConfig({
-      cniVersion,
-      name: 'snapshot-warm-up',
-      type: 'portmap',
-      capabilities: { portMappings: true },
-      runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }, { hostPort: 8053, containerPort: 53, protocol: 'udp', hostIP: '192.0.2.1' }] },
-      prevResult: {
-        cniVersion,
-        interfaces: [{ name: 'cni0' }, { name: 'veth0' }, { name: 'eth0', sandbox: SAMPLE_NETNS }],
-        ips: [
-          { address: '10.244.0.2/16', gateway: '10.244.0.1', interface: 2, ...(v04 ? { version: '4' } : {}) },
-          { address: 'fd00::2/64', interface: 2, ...(v04 ? { version: '6' } : {}) },
-        ],
-      },
-    });
-    const prev = parsePrevResult(config.prevResult, config.cniVersion);
-    JSON.stringify(convertResult(prev, config.cniVersion), null, 4);
-    const plan = buildPlan(config, ownerFor(config, args.containerId, args.ifname), containerAddresses(prev.result, args.ifname));
-    const ready = r.readyHash(r.priorityFor(plan.afterServices), plan.serviceCIDRs);
-    r.document([r.requireReady(ready), ...r.addElements(r.podnetElements(plan)), ...r.addElements(r.ownerElements(plan))]);
-    r.document(r.casDelete(r.ownerElements(plan)));
-  }
-}
-
-/** Child processes (with and without input) and one lock, on a name of its own (the build's own network namespace). */
-async function warmUpProcessAndLock(): Promise<void> {
-  const { run } = await import('./exec.js');
-  await run(process.execPath, ['-e', '0']);
-  await run(process.execPath, ['-e', '0'], { input: '{}' });
-  const { acquireLock } = await import('./lock.js');
-  await (await acquireLock('snapshot warm-up', 5_000, `\0cni-portmap-snapshot-${process.pid}`)).release();
-}
 
 export async function prepareSnapshot(start: () => void): Promise<void> {
   await Promise.all([
@@ -64,6 +19,7 @@ export async function prepareSnapshot(start: () => void): Promise<void> {
   // V8 cannot serialize a regular expression compiled to machine code (it aborts the build), and tiers
   // one up after a few runs: interpret them during the warm-up. The flags are restored before the
   // snapshot is taken, since the executable refuses a snapshot built with other flags.
+  const { warmUpPurePath, warmUpProcessAndLock } = await import('./warm-up.js');
   setFlagsFromString('--regexp-interpret-all');
   try {
     await warmUpPurePath();

@@ -1,0 +1,56 @@
+/**
+ * Warm-up for the self-contained executable's startup snapshot (snapshot.ts) and the bundle's code cache
+ * (build/build.mjs): runs the pure path of an ADD and a DEL, child processes and the lock once, so that the
+ * functions they use get compiled at build time instead of on every CNI call.
+ * Nothing here may keep per-call state: its results are thrown away.
+ */
+const SAMPLE_NETNS = '/var/run/netns/snapshot-warm-up';
+
+/** The pure path of an ADD and a DEL: no process, file or lock; nothing it returns is kept. */
+export async function warmUpPurePath(): Promise<void> {
+  const { parseConfig } = await import('../cni/config.js');
+  const { parsePrevResult, convertResult, containerAddresses } = await import('../cni/result.js');
+  const { parseEnv } = await import('../cni/env.js');
+  const { buildPlan, ownerFor } = await import('../portmap/plan.js');
+  const r = await import('../backends/nftables/render.js');
+  const args = parseEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'snapshot-warm-up', CNI_NETNS: SAMPLE_NETNS, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' });
+  for (const cniVersion of ['1.0.0', '0.4.0']) {
+    const v04 = cniVersion === '0.4.0';
+    const config = parseConfig({
+      cniVersion,
+      name: 'snapshot-warm-up',
+      type: 'portmap',
+      capabilities: { portMappings: true },
+      runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }, { hostPort: 8053, containerPort: 53, protocol: 'udp', hostIP: '192.0.2.1' }] },
+      prevResult: {
+        cniVersion,
+        interfaces: [{ name: 'cni0' }, { name: 'veth0' }, { name: 'eth0', sandbox: SAMPLE_NETNS }],
+        ips: [
+          { address: '10.244.0.2/16', gateway: '10.244.0.1', interface: 2, ...(v04 ? { version: '4' } : {}) },
+          { address: 'fd00::2/64', interface: 2, ...(v04 ? { version: '6' } : {}) },
+        ],
+      },
+    });
+    const prev = parsePrevResult(config.prevResult, config.cniVersion);
+    JSON.stringify(convertResult(prev, config.cniVersion), null, 4);
+    const plan = buildPlan(config, ownerFor(config, args.containerId, args.ifname), containerAddresses(prev.result, args.ifname));
+    const ready = r.readyHash(r.priorityFor(plan.afterServices), plan.serviceCIDRs);
+    r.document([r.requireReady(ready), ...r.addElements(r.podnetElements(plan)), ...r.addElements(r.ownerElements(plan))]);
+    r.document(r.casDelete(r.ownerElements(plan)));
+  }
+}
+
+/** Child processes (with and without input) and one lock, on a name of its own (the build's own network namespace). */
+export async function warmUpProcessAndLock(): Promise<void> {
+  const { run } = await import('./exec.js');
+  await run(process.execPath, ['-e', '0']);
+  await run(process.execPath, ['-e', '0'], { input: '{}' });
+  const { acquireLock } = await import('./lock.js');
+  await (await acquireLock('snapshot warm-up', 5_000, `\0cni-portmap-snapshot-${process.pid}`)).release();
+}
+
+/** Both warm-ups (for the code cache: regular expressions need no special care there). */
+export async function warmUp(): Promise<void> {
+  await warmUpPurePath();
+  await warmUpProcessAndLock();
+}
