@@ -22,13 +22,12 @@ const NFT_TIMEOUT_MS = 20_000;
 const MAX_ARG_BYTES = 100_000;
 
 /**
- * Runs one nft transaction (all commands or none) and resolves with nft's output (the listings of `list`
- * commands in it). The JSON document is passed as nft's argument, or as a private file when large: nft
- * cannot read `-f -` from the socket Node gives a child as stdin.
+ * Runs one nft transaction (all commands or none). The JSON document is passed as nft's argument, or
+ * as a private file when large: nft cannot read `-f -` from the socket Node gives a child as stdin.
  */
-export async function applyNft(cmds: readonly Command[], opts: NftRunOptions = {}): Promise<string> {
+export async function applyNft(cmds: readonly Command[], opts: NftRunOptions = {}): Promise<void> {
   try {
-    return await applyNftDocument(cmds, opts);
+    await applyNftDocument(cmds, opts);
   } catch (err) {
     throw explainKernelError(err);
   }
@@ -82,8 +81,8 @@ function explainKernelError(err: unknown): unknown {
   return err;
 }
 
-async function applyNftDocument(cmds: readonly Command[], opts: NftRunOptions): Promise<string> {
-  if (cmds.length === 0) return '';
+async function applyNftDocument(cmds: readonly Command[], opts: NftRunOptions): Promise<void> {
+  if (cmds.length === 0) return;
   const doc = document(cmds);
   const early = opts.deletesOnly ? answeredAtCommit() : undefined;
   const flags = [...(opts.check ? ['--check'] : []), ...(early?.flags ?? []), '-j'];
@@ -91,13 +90,16 @@ async function applyNftDocument(cmds: readonly Command[], opts: NftRunOptions): 
     const [command, ...rest] = [...(early?.prefix ?? []), 'nft', ...args];
     return run(command!, rest, { timeoutMs: NFT_TIMEOUT_MS, ...(early ? { settledBy: early.settledBy } : {}) });
   };
-  if (Buffer.byteLength(doc) <= MAX_ARG_BYTES) return (await nft([...flags, doc])).stdout;
+  if (Buffer.byteLength(doc) <= MAX_ARG_BYTES) {
+    await nft([...flags, doc]);
+    return;
+  }
   // Synchronous file calls, so that no CNI call loads node:fs/promises (~1.5 ms) for this rare case.
   const dir = mkdtempSync(join(tmpdir(), 'cni-portmap-'));
   try {
     const file = join(dir, 'transaction.json');
     writeFileSync(file, doc, { mode: 0o600 });
-    return (await nft([...flags, '-f', file])).stdout;
+    await nft([...flags, '-f', file]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
