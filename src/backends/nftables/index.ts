@@ -13,7 +13,7 @@ import { type TableState, parseTable, sameJson } from './parse.js';
 import {
   type Command, type Element, FAMILY, TABLE, addElements, baseChains, casDelete, conditionalRules, deleteChains,
   deleteRule, document, mapNames, ownerElements, podnetElements, priorityFor, readyHash,
-  replaceElements, requireReady, skeleton, skeletonFor, staticRules, delElements, witnessOf,
+  replaceElements, requireReady, skeleton, skeletonFor, staticRules, delElements, witnessOf, OWNERS_SET,
 } from './render.js';
 
 const NFT_TIMEOUT_MS = 20_000;
@@ -259,7 +259,8 @@ export class NftablesBackend implements Backend {
         throw new CniError(ErrorCode.Internal, `chain ${chain} of table ${FAMILY} ${TABLE} does not hold the expected rules`, fix);
       }
     }
-    for (const e of ownerElements(plan)) {
+    // The forwarding elements (not the witness: without it a DEL only takes its comparing path).
+    for (const e of ownerElements(plan).filter((x) => x.set !== OWNERS_SET)) {
       const current = state.elements.find((x) => x.set === e.set && sameJson(x.key, e.key));
       if (!current) throw new CniError(ErrorCode.Internal, `missing hostPort entry ${describeKey(e)} in ${e.set}`, fix);
       if (!sameJson(current.value, e.value) || parseOwnerComment(current.comment)?.id !== plan.owner.id) {
