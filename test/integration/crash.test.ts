@@ -276,13 +276,18 @@ describe(`crash safety (${backend}): SIGKILL at any point of ADD and DEL`, () =>
 
   it('random SIGKILLs during ADD leave the old or the new state, never a mix', async () => {
     const seen = { old: 0, new: 0, split: 0 };
+    // Kill times spread over 0 .. 1.5x the length of an ADD measured here, however fast or slow it is.
+    const added = await call('ADD');
+    expect(added.code).toBe(0);
+    await expectCleanAfterDel();
+    const killAfter = (i: number) => Math.round((((i * 7) % 24) / 23) * 1.5 * added.ms);
     for (let i = 0; i < 24; i++) {
       const { child, done } = start(bed.node, env('ADD'), config());
-      await sleep(40 + ((i * 37) % 300));
+      await sleep(killAfter(i));
       killGroup(child);
       await done;
       const s = await state();
-      expectOldOrNew(backend, oldState, newState, s, `a mix after a kill at ${40 + ((i * 37) % 300)} ms`);
+      expectOldOrNew(backend, oldState, newState, s, `a mix after a kill at ${killAfter(i)} ms`);
       if (s === oldState || s === newState) seen[s === oldState ? 'old' : 'new']++;
       else seen.split++;
       // Alternate the ways back to a clean node.
