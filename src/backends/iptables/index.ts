@@ -10,8 +10,8 @@
  *   table on the fast path, so ADD does not slow down as the node fills up.
  * - DEL with mappings + prevResult: one restore per family deleting exactly the ADD's rules and chain.
  *   If it fails (already deleted, or made by the reference plugin with other entry rules), or without
- *   mappings: `-S CNI-DN-<hash>` and `-S CNI-SN-<hash>` (cheap); only when the chain exists is
- *   CNI-HOSTPORT-DNAT listed to find the rules jumping to it. A second DEL costs two cheap probes.
+ *   mappings: `-S CNI-DN-<hash>` (cheap); only when that chain exists are `-S CNI-SN-<hash>` and
+ *   CNI-HOSTPORT-DNAT listed, to find the rules jumping to them. A second DEL costs one cheap probe per family.
  * - CHECK: lists our chains and the base chains of the nat table (never the whole table).
  * - GC: lists CNI-HOSTPORT-DNAT, removes the attachments of this network whose container is not valid.
  * - STATUS: `iptables-restore --test` of an empty nat document and `iptables -t nat -S OUTPUT 1`.
@@ -164,7 +164,7 @@ export class IptablesBackend implements Backend {
     const sn = snatChain(owner.network, owner.containerID);
     try {
       const dnRules = await ipt.list(dn);
-      // CNI-SN chains come from reference releases before v0.8, which made one beside each CNI-DN chain.
+      // Older reference releases made a CNI-SN chain beside each CNI-DN chain: look for one only then.
       const snRules = dnRules === undefined ? undefined : await ipt.list(sn);
       const chains: string[] = [];
       const referers: Rule[] = [];
