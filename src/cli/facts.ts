@@ -5,8 +5,7 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from '../host/exec.js';
-import { onPath } from '../host/exec.js';
+import { onPath, run } from '../host/exec.js';
 import type { Family } from '../net/ip.js';
 import { type Flavour, type NatTable, type ServicePort, iptablesRows, parseNat } from './iptables.js';
 import { type Ruleset, parseRuleset } from './nft.js';

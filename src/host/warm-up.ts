@@ -36,7 +36,7 @@ export async function warmUpPurePath(): Promise<void> {
     const plan = buildPlan(config, ownerFor(config, args.containerId, args.ifname), containerAddresses(prev.result, args.ifname));
     const ready = r.readyHash(r.priorityFor(plan.afterServices), plan.serviceCIDRs);
     r.document([r.requireReady(ready), ...r.addElements(r.podnetElements(plan)), ...r.addElements(r.ownerElements(plan))]);
-    r.document(r.casDelete(r.ownerElements(plan)));
+    r.document(r.delElements(r.ownerElements(plan)));
   }
 }
 
