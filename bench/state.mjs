@@ -67,9 +67,10 @@ function renderer() {
       await build({
         stdin: {
           contents: [
-            "export { skeletonFor, ownerElements, podnetElements, addElements, document, FAMILY, TABLE } from './src/backends/nftables/render.ts';",
+            "export { skeletonFor, ownerElements, podnetElements, addElements } from './src/backends/nftables/render.ts';",
+            "export { document, FAMILY, TABLE } from './src/backends/nftables/json.ts';",
             "export { buildPlan, ownerFor } from './src/portmap/plan.ts';",
-            "export { parseConfig } from './src/cni/config.ts';",
+            "export { parseConfig } from './src/portmap/config.ts';",
             "export { parsePrevResult, containerAddresses } from './src/cni/result.ts';",
           ].join('\n'),
           resolveDir: ROOT,

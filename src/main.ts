@@ -16,7 +16,7 @@ const print = (text: string): void => {
 async function main(): Promise<number> {
   // Only while build/build.mjs makes the bundle's code cache: compile what CNI calls run, then stop.
   if (process.env.PORTMAP_TRAIN_CODE_CACHE === '1') {
-    await (await import('./host/warm-up.js')).warmUp();
+    await (await import('./startup/warm-up.js')).warmUp();
     return 0;
   }
   const command = process.env.CNI_COMMAND ?? '';
@@ -34,7 +34,7 @@ async function main(): Promise<number> {
     const { runCni } = await import('./cni/skel.js');
     return runCni(
       { env: process.env, stdin: async () => readStdin(), stdout: print },
-      async () => (await import('./portmap/service.js')).createPlugin(),
+      async () => (await import('./plugin/plugin.js')).createPlugin(),
     );
   }
   const { runCli } = await import('./cli/cli.js');
@@ -54,5 +54,5 @@ const start = (): void => {
 
 /** true only in the bundle that build/build.mjs turns into the self-contained executable's startup snapshot. */
 declare const PORTMAP_SNAPSHOT: boolean | undefined;
-if (typeof PORTMAP_SNAPSHOT !== 'undefined' && PORTMAP_SNAPSHOT) void import('./host/snapshot.js').then((s) => s.prepareSnapshot(start));
+if (typeof PORTMAP_SNAPSHOT !== 'undefined' && PORTMAP_SNAPSHOT) void import('./startup/snapshot.js').then((s) => s.prepareSnapshot(start));
 else start();

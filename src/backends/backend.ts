@@ -1,4 +1,4 @@
-import type { Attachment, BackendName, Protocol } from '../cni/config.js';
+import type { Attachment, BackendName, Protocol } from '../portmap/config.js';
 import type { Family } from '../net/ip.js';
 import type { Owner } from '../portmap/owner.js';
 import type { Plan } from '../portmap/plan.js';
@@ -27,9 +27,19 @@ export interface ForwardRow {
 /** The node-wide settings of a configuration (the nftables skeleton is written for them). */
 export type SkeletonSettings = Pick<Plan, 'afterServices' | 'serviceCIDRs'>;
 
+/** What GC works on: one network, the attachments still valid in it. */
+export interface GcScope {
+  network: string;
+  attachments: readonly Attachment[];
+  /** The node-wide settings to rewrite shared state with; only for the configured backend. */
+  settings?: SkeletonSettings;
+}
+
 /** A firewall backend: turns plans into kernel state and reads it back. */
 export interface Backend {
   readonly name: BackendName;
+  /** Whether del() can prove that an attachment was made by this backend (nftables: the witness). */
+  readonly provesOwnership: boolean;
   add(plan: Plan): Promise<void>;
   /**
    * Removes everything `owner` holds. `plan` is given when the call carried mappings and a prevResult.
@@ -38,11 +48,8 @@ export interface Backend {
    */
   del(owner: Owner, plan?: Plan): Promise<boolean>;
   check(plan: Plan): Promise<void>;
-  /**
-   * Removes the entries of `network` whose owner id is not in `valid`. `attachments` are the valid
-   * attachments themselves, for backends whose entries carry no interface name (iptables, like the reference).
-   */
-  gc(network: string, valid: ReadonlySet<string>, attachments?: readonly Attachment[], settings?: SkeletonSettings): Promise<void>;
+  /** Removes the entries of the scope's network that belong to no valid attachment. */
+  gc(scope: GcScope): Promise<void>;
   /** Resolves when the backend can serve ADD; rejects with the reason otherwise. */
   status(): Promise<void>;
 }

@@ -2,9 +2,10 @@
  * Pure reading of `nft -j list ruleset`: our table (inet cni_portmap), the reference plugin's
  * `cni_hostport` tables, kube-proxy's nftables-mode tables and every NAT base chain with its priority.
  */
-import { rowsOf } from '../backends/nftables/index.js';
+import { decodeDnatRule, forwardRows } from '../backends/nftables/read.js';
+import { FAMILY, TABLE } from '../backends/nftables/json.js';
 import { type TableState, nftListing, parseTable, unwrap } from '../backends/nftables/parse.js';
-import { FAMILY, TABLE, mapNames } from '../backends/nftables/render.js';
+import { mapNames } from '../backends/nftables/render.js';
 import type { Family } from '../net/ip.js';
 import type { ServicePort } from './iptables.js';
 import type { ListRow } from './rows.js';
@@ -33,32 +34,8 @@ export interface Ruleset {
   tables: string[];
 }
 
-type Expr = Record<string, unknown>;
 interface MatchExpr {
   match?: { op?: string; left?: { payload?: { protocol?: string; field?: string }; meta?: { key?: string } }; right?: unknown };
-}
-
-/** Reads the conventional shape of a reference hostports rule: `[ip daddr X] tcp dport N dnat to A:P`. */
-function referenceRule(expr: Expr[]): { hostIP?: string; protocol?: string; hostPort?: number; podIP?: string; containerPort?: number } {
-  const out: { hostIP?: string; protocol?: string; hostPort?: number; podIP?: string; containerPort?: number } = {};
-  for (const x of expr) {
-    const m = (x as MatchExpr).match;
-    if (m && m.op === '==') {
-      const p = m.left?.payload;
-      if (p?.field === 'daddr' && typeof m.right === 'string') out.hostIP = m.right;
-      if (p?.field === 'dport' && typeof m.right === 'number') {
-        out.hostPort = m.right;
-        if (p.protocol && p.protocol !== 'th') out.protocol = p.protocol;
-      }
-      if ((m.left?.meta?.key === 'l4proto' || p?.field === 'protocol' || p?.field === 'nexthdr') && typeof m.right === 'string') out.protocol = m.right;
-    }
-    const dnat = (x as { dnat?: { addr?: unknown; port?: unknown } }).dnat;
-    if (dnat && typeof dnat.addr === 'string') {
-      out.podIP = dnat.addr;
-      if (typeof dnat.port === 'number') out.containerPort = dnat.port;
-    }
-  }
-  return out;
 }
 
 function prefixText(key: unknown): string | undefined {
@@ -79,7 +56,7 @@ export function parseRuleset(json: string): Ruleset {
     out.ourPriority = out.ours.chains.get('prerouting')?.prio;
     const snat4 = new Set(out.ours.elements.filter((e) => e.set === mapNames(4).snat).map((e) => String(e.key)));
     out.rows.push(
-      ...rowsOf(out.ours).map((r) => ({ ...r, source: `nft ${FAMILY} ${TABLE}`, localhost: r.family === 4 && snat4.has(r.podIP) })),
+      ...forwardRows(out.ours).map((r) => ({ ...r, source: `nft ${FAMILY} ${TABLE}`, localhost: r.family === 4 && snat4.has(r.podIP) })),
     );
     for (const f of [4, 6] as const) {
       for (const e of out.ours.elements.filter((x) => x.set === mapNames(f).servicecidrs)) {
@@ -97,7 +74,7 @@ export function parseRuleset(json: string): Ruleset {
     }
     const r = o.rule;
     if (r && r.table === 'cni_hostport' && r.chain === 'masquerading') {
-      const rr = referenceRule(r.expr ?? []);
+      const rr = decodeDnatRule(r.expr ?? []);
       const saddr = (r.expr ?? []).some((x) => {
         const m = (x as MatchExpr).match;
         return m?.left?.payload?.field === 'saddr' && m.right === '127.0.0.1';
@@ -125,7 +102,7 @@ export function parseRuleset(json: string): Ruleset {
     const r = o.rule;
     if (!r || r.table !== 'cni_hostport' || (r.family !== 'ip' && r.family !== 'ip6')) continue;
     if (r.chain !== 'hostports' && r.chain !== 'hostip_hostports') continue;
-    const rr = referenceRule(r.expr ?? []);
+    const rr = decodeDnatRule(r.expr ?? []);
     if (rr.hostPort === undefined || rr.podIP === undefined) continue;
     const family: Family = r.family === 'ip6' ? 6 : 4;
     out.rows.push({

@@ -1,12 +1,15 @@
 import { statSync } from 'node:fs';
 import { type CmdArgs, parseEnv } from './env.js';
 import { CniError, ErrorCode, asCniError } from './errors.js';
-import { type PortmapConfig, parseConfig } from './config.js';
-import { LATEST_VERSION, isSupportedVersion, requireSupportedVersion, versionAtLeast } from './versions.js';
+import { type CniVersion, LATEST_VERSION, isSupportedVersion, requireSupportedVersion, versionAtLeast } from './versions.js';
 
+/** The network configuration as decoded: a named object, its cniVersion resolved (missing means 0.1.0). */
+export type NetConf = Record<string, unknown> & { name: string; cniVersion: CniVersion };
+
+/** One call: the environment and the raw configuration; the plugin parses its own keys. */
 export interface Call {
   args: CmdArgs;
-  config: PortmapConfig;
+  config: NetConf;
 }
 
 /** What a plugin implements; the protocol layer does everything else. */
@@ -98,7 +101,7 @@ export async function runCni(io: Io, plugin: () => Promise<PluginVerbs>): Promis
     }
     checkVersionFor(command, version);
     // The version skel resolved (missing or empty means 0.1.0) is the one the config is read with.
-    const config = parseConfig({ ...obj, cniVersion: version });
+    const config = { ...obj, cniVersion: version } as NetConf;
     const verbs = await plugin();
     const call: Call = { args, config };
     switch (command) {

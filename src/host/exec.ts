@@ -72,6 +72,9 @@ const firstLines = (text: string, n = 6): string => text.trim().split('\n').slic
 const commandLine = (command: string, args: readonly string[]): string =>
   [command, ...args.map((a) => (a.length > 80 ? `${a.slice(0, 40)}...(${a.length} bytes)` : a))].join(' ');
 
+/** How the backends and verbs run a program: `run` below, or a recording fake in unit tests. */
+export type Runner = (command: string, args: readonly string[], opts?: RunOptions) => Promise<RunResult>;
+
 /** Runs a program directly (never through a shell) with a timeout, optional stdin, captured output. */
 export function run(command: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;

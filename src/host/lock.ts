@@ -1,5 +1,4 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { CniError, ErrorCode } from '../cni/errors.js';
 
 /**
  * A lock around every read-modify-write of our firewall state.
@@ -19,6 +18,24 @@ export interface LockOwnerInfo {
 
 export interface Lock {
   release(): Promise<void>;
+}
+
+/** The lock was not free within the timeout; `holder` is who held it last, when it said. */
+export class LockTimeoutError extends Error {
+  constructor(
+    readonly timeoutMs: number,
+    readonly holder: LockOwnerInfo | undefined,
+    readonly lockName: string,
+  ) {
+    const who = holder ? `pid ${holder.pid} (${holder.what}, since ${holder.since})` : 'another process';
+    super(`timed out after ${timeoutMs} ms waiting for the portmap lock held by ${who}`);
+    this.name = 'LockTimeoutError';
+  }
+
+  /** How to find the holder. */
+  get hint(): string {
+    return `the lock is the abstract unix socket "@${this.lockName.slice(1)}" (see: ss -xlp | grep cni-portmap); it is released when that process exits`;
+  }
 }
 
 /** Who holds the lock, as told to waiters; the time is formatted only when one asks (Date formatting costs on every call). */
@@ -82,21 +99,14 @@ export async function acquireLock(what: string, timeoutMs = 60_000, name = LOCK_
       return { release: () => (server as Server & { closeAll: () => Promise<void> }).closeAll() };
     }
     const left = deadline - Date.now();
-    if (left <= 0) {
-      const who = lastHolder ? `pid ${lastHolder.pid} (${lastHolder.what}, since ${lastHolder.since})` : 'another process';
-      throw new CniError(
-        ErrorCode.TryAgainLater,
-        `timed out after ${timeoutMs} ms waiting for the portmap lock held by ${who}`,
-        `the lock is the abstract unix socket "@${name.slice(1)}" (see: ss -xlp | grep cni-portmap); it is released when that process exits`,
-      );
-    }
+    if (left <= 0) throw new LockTimeoutError(timeoutMs, lastHolder, name);
     lastHolder = (await waitForHolder(name, Math.min(left, 5_000))) ?? lastHolder;
   }
 }
 
 /** Runs fn while holding the lock. */
-export async function withLock<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  const lock = await acquireLock(what);
+export async function withLock<T>(what: string, fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
+  const lock = await acquireLock(what, timeoutMs);
   try {
     return await fn();
   } finally {

@@ -1,4 +1,4 @@
-import type { Attachment, PortmapConfig, Protocol } from '../cni/config.js';
+import type { Attachment, PortmapConfig, Protocol } from './config.js';
 import { invalidConfig } from '../cni/errors.js';
 import type { ContainerAddresses } from '../cni/result.js';
 import { type Cidr, type Family, ipFamily, isUnspecified } from '../net/ip.js';

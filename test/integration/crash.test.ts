@@ -12,8 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { acquireLock } from '../../src/host/lock.js';
-import { CniError } from '../../src/cni/errors.js';
+import { LockTimeoutError, acquireLock } from '../../src/host/lock.js';
 import { PLUGIN, type Pod, TestBed, inNs, sh } from './harness.js';
 
 interface Outcome {
@@ -341,11 +340,11 @@ describe('lock errors name the holder', () => {
         () => undefined,
         (e: unknown) => e,
       );
-      expect(err).toBeInstanceOf(CniError);
-      const e = err as CniError;
-      expect(e.code).toBe(11);
+      expect(err).toBeInstanceOf(LockTimeoutError);
+      const e = err as LockTimeoutError;
+      expect(e.holder?.pid).toBe(process.pid);
       expect(e.message).toContain(`held by pid ${process.pid} (ADD holder-container`);
-      expect(e.details).toMatch(/ss -xlp/);
+      expect(e.hint).toMatch(/ss -xlp/);
     } finally {
       await lock.release();
     }

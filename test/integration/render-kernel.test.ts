@@ -11,11 +11,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/cni/config.js';
+import { parseConfig } from '../../src/portmap/config.js';
 import { CniError } from '../../src/cni/errors.js';
 import {
-  addElements, conditionalRules, document, ownerElements, podnetElements, priorityFor, serviceCidrCommands, skeleton,
+  addElements, conditionalRules, ownerElements, podnetElements, priorityFor, serviceCidrCommands, skeleton,
 } from '../../src/backends/nftables/render.js';
+import { document } from '../../src/backends/nftables/json.js';
 import { addFastDocument } from '../../src/backends/iptables/render.js';
 import { parseCidr } from '../../src/net/ip.js';
 import { type Plan, buildPlan, ownerFor } from '../../src/portmap/plan.js';

@@ -14,7 +14,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { CommandError, run } from '../../host/exec.js';
+import { type Runner, run } from '../../host/exec.js';
 import { log } from '../../host/log.js';
 import type { Family } from '../../net/ip.js';
 import { KUBE_SERVICES, TOP_DNAT } from './render.js';
@@ -112,33 +112,33 @@ export function decide(path: FlavourName | 'unknown', probes: Partial<Record<Fla
   return { name: path, reason: path === 'unknown' ? 'the iptables on PATH' : `the iptables on PATH (${label(path)})` };
 }
 
-async function chainState(bin: string, chain: string): Promise<{ exists: boolean; used: boolean }> {
+async function chainState(runner: Runner, bin: string, chain: string): Promise<{ exists: boolean; used: boolean }> {
   try {
-    const res = await run(bin, [LOCK_WAIT, '-t', 'nat', '-S', chain, '1'], { timeoutMs: IPT_TIMEOUT_MS, okCodes: [1] });
+    const res = await runner(bin, [LOCK_WAIT, '-t', 'nat', '-S', chain, '1'], { timeoutMs: IPT_TIMEOUT_MS, okCodes: [1] });
     return { exists: res.code === 0, used: res.code === 0 && res.stdout.trim() !== '' };
   } catch (err) {
+    // Missing binary or no such table: nothing of ours or kube-proxy's is there.
     log.debug(`${bin} -t nat -S ${chain} 1: ${(err as Error).message}`);
-    if (err instanceof CommandError && err.kind === 'missing') return { exists: false, used: false };
     return { exists: false, used: false };
   }
 }
 
-async function probe(name: FlavourName): Promise<Probe> {
+async function probe(runner: Runner, name: FlavourName): Promise<Probe> {
   const bin = `iptables-${name}`;
-  const [kube, ours] = await Promise.all([chainState(bin, KUBE_SERVICES), chainState(bin, TOP_DNAT)]);
+  const [kube, ours] = await Promise.all([chainState(runner, bin, KUBE_SERVICES), chainState(runner, bin, TOP_DNAT)]);
   return { kube: kube.exists, ours: ours.exists, oursUsed: ours.used };
 }
 
 /** Chooses the flavour for this call (cheap; see the header). */
-export async function detectFlavour(): Promise<Flavour> {
+export async function detectFlavour(runner: Runner = run): Promise<Flavour> {
   const path = pathFlavour();
   const legacy = legacyNatExists();
   const probes: Partial<Record<FlavourName, Probe>> = {};
   if (path === 'unknown' && !legacy) {
     // An iptables we cannot classify and no legacy table: use it as is.
   } else if (!(path === 'nft' && !legacy)) {
-    const jobs: Array<Promise<void>> = [probe('nft').then((p) => void (probes.nft = p))];
-    if (legacy) jobs.push(probe('legacy').then((p) => void (probes.legacy = p)));
+    const jobs: Array<Promise<void>> = [probe(runner, 'nft').then((p) => void (probes.nft = p))];
+    if (legacy) jobs.push(probe(runner, 'legacy').then((p) => void (probes.legacy = p)));
     await Promise.all(jobs);
   }
   const d = decide(path, probes);

@@ -1,7 +1,7 @@
 import { invalidConfig } from '../../cni/errors.js';
 import { ipFamily } from '../../net/ip.js';
 import type { Family } from '../../net/ip.js';
-import type { Expr } from './render.js';
+import type { Expr } from './json.js';
 
 const SUPPORTED =
   'supported forms: "ip|ip6 saddr|daddr [==|!=] ADDRESS[/LEN]", "iifname|oifname [==|!=] NAME", "meta mark [==|!=] NUMBER"';

@@ -1,6 +1,5 @@
 import * as z from 'zod/mini';
-import type { Element, Expr } from './render.js';
-import { FAMILY, TABLE } from './render.js';
+import { type Element, type Expr, FAMILY, TABLE } from './json.js';
 
 /** Our table as read back with `nft -j list table inet cni_portmap`. */
 export interface TableState {
@@ -108,4 +107,21 @@ export function sameJson(a: unknown, b: unknown): boolean {
   const ka = Object.keys(a as object);
   const kb = Object.keys(b as object);
   return ka.length === kb.length && ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+/** JSON with object keys sorted: equal for values sameJson calls equal. */
+function stableText(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableText).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const entries = Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${stableText(x)}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** The table's elements by set and key: one lookup per element of a plan, whatever the table's size. */
+export function elementIndex(state: TableState | undefined): (set: string, key: unknown) => Element | undefined {
+  const index = new Map<string, Element>();
+  for (const e of state?.elements ?? []) index.set(`${e.set}|${stableText(e.key)}`, e);
+  return (set, key) => index.get(`${set}|${stableText(key)}`);
 }

@@ -25,12 +25,7 @@ import { createHash } from 'node:crypto';
 import { type Cidr, type Family, cidrContains, cidrText } from '../../net/ip.js';
 import type { Forward, Plan } from '../../portmap/plan.js';
 import { parseNftConditions } from './conditions.js';
-
-export type Expr = Record<string, unknown>;
-export type Command = Record<string, unknown>;
-
-export const FAMILY = 'inet';
-export const TABLE = 'cni_portmap';
+import { type Command, type Element, type Expr, FAMILY, TABLE, base } from './json.js';
 /** The reference's placement (dstnat), and after every nat chain at dstnat (kube-proxy, iptables nat). */
 export const PRIORITY_DEFAULT = -100;
 export const PRIORITY_AFTER_SERVICES = -90;
@@ -56,8 +51,6 @@ export const mapNames = (f: Family) => ({
   podnets: `podnets${f}`,
   servicecidrs: `servicecidrs${f}`,
 });
-
-const base = { family: FAMILY, table: TABLE };
 
 export interface BaseChain {
   name: string;
@@ -155,15 +148,6 @@ export function skeleton(priority: number): Command[] {
     for (const expr of rules) cmds.push({ add: { rule: { ...base, chain, expr } } });
   }
   return cmds;
-}
-
-/** One element of one of our maps or sets, as nft JSON. */
-export interface Element {
-  set: string;
-  key: unknown;
-  /** Map data; undefined for set elements. */
-  value?: unknown;
-  comment?: string;
 }
 
 const forwardKey = (f: Forward): unknown =>
@@ -298,8 +282,6 @@ export const deleteRule = (chain: string, handle: number): Command => ({ delete:
 export const deleteChains = (names: readonly string[]): Command[] =>
   names.map((name) => ({ delete: { chain: { ...base, name } } }));
 
-export const document = (cmds: readonly Command[]): string => JSON.stringify({ nftables: cmds });
-
 /**
  * The readiness mark: map `ready` holds one element, `1 : <hash>`, where the hash covers everything the
  * skeleton writes (base chains and their priority, the static rules, the Service CIDRs). A fast ADD only
@@ -308,7 +290,7 @@ export const document = (cmds: readonly Command[]): string => JSON.stringify({ n
  * ruleset`) or holds another hash (other settings, a newer plugin's rules). The ADD then takes the slow
  * path, which rewrites the skeleton. So a common ADD deletes nothing: a transaction that deletes (a flush,
  * a rule or an element) makes nft wait for an RCU grace period when it closes its socket, about 10 ms.
- * A DEL deletes only its elements and is answered at commit (see answeredAtCommit in index.ts); GC, which
+ * A DEL deletes only its elements and is answered at commit (see answeredAtCommit in runner.ts); GC, which
  * reads and deletes anyway, rewrites the skeleton too, so a chain flushed by hand heals at the next GC
  * (or slow-path ADD).
  */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { routeDeviceFromProc } from '../../src/host/netlink.js';
+import { routeDeviceFromProc } from '../../../src/host/route.js';
 
 const PROC = `Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
 up0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0

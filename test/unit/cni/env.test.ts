@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseEnv } from '../../src/cni/env.js';
-import { CniError } from '../../src/cni/errors.js';
+import { parseEnv } from '../../../src/cni/env.js';
+import { CniError } from '../../../src/cni/errors.js';
 
 const full = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_ARGS: '', CNI_PATH: '/opt/cni/bin' };
 

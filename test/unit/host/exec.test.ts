@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CommandError, onPath, run } from '../../src/host/exec.js';
+import { CommandError, onPath, run } from '../../../src/host/exec.js';
 
 // Real processes (node itself), no shell: what run() promises about input, output, failure and settling.
 const node = process.execPath;

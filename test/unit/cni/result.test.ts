@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { containerAddresses, convertResult, parsePrevResult } from '../../src/cni/result.js';
-import { SUPPORTED_VERSIONS, type CniVersion } from '../../src/cni/versions.js';
-import { CniError } from '../../src/cni/errors.js';
+import { containerAddresses, convertResult, parsePrevResult } from '../../../src/cni/result.js';
+import { SUPPORTED_VERSIONS, type CniVersion } from '../../../src/cni/versions.js';
+import { CniError } from '../../../src/cni/errors.js';
 
 const v1 = {
   cniVersion: '1.0.0',

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/cni/config.js';
-import { CniError } from '../../src/cni/errors.js';
-import { containerAddresses, parsePrevResult } from '../../src/cni/result.js';
-import { parseNftConditions } from '../../src/backends/nftables/conditions.js';
-import { casDelete, conditionalRules, delElements, ownerElements, witnessOf, podnetElements, serviceCidrCommands, skeleton, PRIORITY_AFTER_SERVICES, PRIORITY_DEFAULT } from '../../src/backends/nftables/render.js';
-import { rowsOf } from '../../src/backends/nftables/index.js';
-import { parseTable } from '../../src/backends/nftables/parse.js';
-import { buildPlan, ownerFor } from '../../src/portmap/plan.js';
-import { ownerOf, parseOwnerComment } from '../../src/portmap/owner.js';
+import { parseConfig } from '../../../../src/portmap/config.js';
+import { CniError } from '../../../../src/cni/errors.js';
+import { containerAddresses, parsePrevResult } from '../../../../src/cni/result.js';
+import { parseNftConditions } from '../../../../src/backends/nftables/conditions.js';
+import { casDelete, conditionalRules, delElements, ownerElements, witnessOf, podnetElements, serviceCidrCommands, skeleton, PRIORITY_AFTER_SERVICES, PRIORITY_DEFAULT } from '../../../../src/backends/nftables/render.js';
+import { forwardRows as rowsOf } from '../../../../src/backends/nftables/read.js';
+import { parseTable } from '../../../../src/backends/nftables/parse.js';
+import { buildPlan, ownerFor } from '../../../../src/portmap/plan.js';
+import { ownerOf, parseOwnerComment } from '../../../../src/portmap/owner.js';
 
 const prev = {
   cniVersion: '1.0.0',

@@ -11,9 +11,9 @@ import { setFlagsFromString, startupSnapshot } from 'node:v8';
 export async function prepareSnapshot(start: () => void): Promise<void> {
   await Promise.all([
     import('../cni/skel.js'),
-    import('../portmap/service.js'),
-    import('../backends/nftables/index.js'),
-    import('../backends/iptables/index.js'),
+    import('../plugin/plugin.js'),
+    import('../backends/nftables/backend.js'),
+    import('../backends/iptables/backend.js'),
     import('../cli/cli.js'),
   ]);
   // V8 cannot serialize a regular expression compiled to machine code (it aborts the build), and tiers

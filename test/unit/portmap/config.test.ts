@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalKeys, parseConfig } from '../../src/cni/config.js';
-import { CniError } from '../../src/cni/errors.js';
+import { canonicalKeys, parseConfig } from '../../../src/portmap/config.js';
+import { CniError } from '../../../src/cni/errors.js';
 
 const base = { cniVersion: '1.0.0', name: 'net', type: 'portmap' };
 const withMappings = (portMappings: unknown[], extra: Record<string, unknown> = {}) => ({ ...base, ...extra, runtimeConfig: { portMappings } });

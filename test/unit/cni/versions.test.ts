@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseVersion, requireSupportedVersion, versionAtLeast } from '../../src/cni/versions.js';
-import { CniError } from '../../src/cni/errors.js';
+import { parseVersion, requireSupportedVersion, versionAtLeast } from '../../../src/cni/versions.js';
+import { CniError } from '../../../src/cni/errors.js';
 
 describe('versions', () => {
   it('parses and compares like the reference', () => {

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/cni/config.js';
-import { CniError } from '../../src/cni/errors.js';
-import { containerAddresses, parsePrevResult } from '../../src/cni/result.js';
-import { buildPlan, ownerFor } from '../../src/portmap/plan.js';
-import { decide, binariesFor, flavourOfBinary, legacyNatExists } from '../../src/backends/iptables/flavour.js';
-import { canonical, entryKey, parseRules, sameRule, tokenize } from '../../src/backends/iptables/parse.js';
+import { parseConfig } from '../../../../src/portmap/config.js';
+import { CniError } from '../../../../src/cni/errors.js';
+import { containerAddresses, parsePrevResult } from '../../../../src/cni/result.js';
+import { buildPlan, ownerFor } from '../../../../src/portmap/plan.js';
+import { decide, binariesFor, flavourOfBinary, legacyNatExists } from '../../../../src/backends/iptables/flavour.js';
+import { canonical, entryKey, parseRules, sameRule, tokenize } from '../../../../src/backends/iptables/parse.js';
 import {
   MULTIPORT_MAX, addFastDocument, addRepairDocument, chainName, delFastDocument, dnatChain, dnatRules, entryComment, entryRules,
   line, markOf, masqRule, parseEntryComment, quote, setMarkRule, teardownLines, validateConditions,
-} from '../../src/backends/iptables/render.js';
+} from '../../../../src/backends/iptables/render.js';
 
 const LONG_ID = 'icee6giejonei6sohng6ahngee7laquohquee9shiGo7fohferakah3Feiyoolu2pei7ciPhoh7shaoX6vai3vuf0ahfaeng8yohb9ceu0daez5hashee8ooYai5wa3y';
 
@@ -312,7 +312,7 @@ describe('flavour choice', () => {
 
 describe('localhost guard document', () => {
   it('re-asserts the INPUT jump when it exists, inserts it otherwise, and always rewrites the chain', async () => {
-    const { guardDocument } = await import('../../src/backends/iptables/render.js');
+    const { guardDocument } = await import('../../../../src/backends/iptables/render.js');
     const present = guardDocument(true);
     expect(present).toBe(
       '*filter\n:CNI-HOSTPORT-GUARD - [0:0]\n' +

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
-import { CniError, ErrorCode, invalidConfig } from './errors.js';
-import { type CniVersion, requireSupportedVersion } from './versions.js';
+import { CniError, ErrorCode, invalidConfig } from '../cni/errors.js';
+import { type CniVersion, requireSupportedVersion } from '../cni/versions.js';
 import { type Cidr, canonicalIp, ipFamily, parseCidr } from '../net/ip.js';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';

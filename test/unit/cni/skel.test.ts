@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runCni, type PluginVerbs, type Call } from '../../src/cni/skel.js';
+import { runCni, type PluginVerbs, type Call } from '../../../src/cni/skel.js';
 
 const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/var/run/netns/none', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin', CNI_NETNS_OVERRIDE: '1' };
 const conf = { cniVersion: '1.0.0', name: 'net', type: 'portmap' };
@@ -39,7 +39,6 @@ describe('runCni', () => {
     ['{"cniVersion":"1.0.0","name":"bad name"}', 7, 'invalid characters found in network name'],
     ['{"cniVersion":"9.0.0","name":"n"}', 1, 'incompatible CNI versions'],
     ['{"cniVersion":1,"name":"n"}', 6, 'decoding version'],
-    ['{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"portMappings":[{"hostPort":0,"containerPort":1}]}}', 7, 'hostPort'],
   ])('stdin %j gives code %i', async (stdin, code, msg) => {
     const r = await call(env, stdin);
     expect(r.code).toBe(1);
@@ -48,6 +47,13 @@ describe('runCni', () => {
     expect(r.out).toHaveProperty('details');
     expect(r.out).toHaveProperty('cniVersion');
     expect(r.seen).toHaveLength(0);
+  });
+
+  it('hands the plugin the raw configuration: its own keys are not parsed here', async () => {
+    const raw = { ...conf, runtimeConfig: { portMappings: [{ hostPort: 0, containerPort: 1 }] }, extra: [1] };
+    const r = await call(env, JSON.stringify(raw));
+    expect(r.code).toBe(0);
+    expect(r.seen[0]?.config).toEqual(raw);
   });
 
   it('missing cniVersion means 0.1.0', async () => {

@@ -8,11 +8,12 @@ const SAMPLE_NETNS = '/var/run/netns/snapshot-warm-up';
 
 /** The pure path of an ADD and a DEL: no process, file or lock; nothing it returns is kept. */
 export async function warmUpPurePath(): Promise<void> {
-  const { parseConfig } = await import('../cni/config.js');
+  const { parseConfig } = await import('../portmap/config.js');
   const { parsePrevResult, convertResult, containerAddresses } = await import('../cni/result.js');
   const { parseEnv } = await import('../cni/env.js');
   const { buildPlan, ownerFor } = await import('../portmap/plan.js');
-  const r = await import('../backends/nftables/render.js');
+  const { fastAdd, fastDel } = await import('../backends/nftables/reconcile.js');
+  const { document } = await import('../backends/nftables/json.js');
   const args = parseEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'snapshot-warm-up', CNI_NETNS: SAMPLE_NETNS, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' });
   for (const cniVersion of ['1.0.0', '0.4.0']) {
     const v04 = cniVersion === '0.4.0';
@@ -34,18 +35,17 @@ export async function warmUpPurePath(): Promise<void> {
     const prev = parsePrevResult(config.prevResult, config.cniVersion);
     JSON.stringify(convertResult(prev, config.cniVersion), null, 4);
     const plan = buildPlan(config, ownerFor(config, args.containerId, args.ifname), containerAddresses(prev.result, args.ifname));
-    const ready = r.readyHash(r.priorityFor(plan.afterServices), plan.serviceCIDRs);
-    r.document([r.requireReady(ready), ...r.addElements(r.podnetElements(plan)), ...r.addElements(r.ownerElements(plan))]);
-    r.document(r.delElements(r.ownerElements(plan)));
+    document(fastAdd(plan));
+    document(fastDel(plan));
   }
 }
 
 /** Child processes (with and without input) and one lock, on a name of its own (the build's own network namespace). */
 export async function warmUpProcessAndLock(): Promise<void> {
-  const { run } = await import('./exec.js');
+  const { run } = await import('../host/exec.js');
   await run(process.execPath, ['-e', '0']);
   await run(process.execPath, ['-e', '0'], { input: '{}' });
-  const { acquireLock } = await import('./lock.js');
+  const { acquireLock } = await import('../host/lock.js');
   await (await acquireLock('snapshot warm-up', 5_000, `\0cni-portmap-snapshot-${process.pid}`)).release();
 }
 

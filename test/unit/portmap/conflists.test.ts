@@ -1,9 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/cni/config.js';
+import { parseConfig } from '../../../src/portmap/config.js';
 
-const dir = join(import.meta.dirname, '..', '..', 'conflist');
+const dir = join(import.meta.dirname, '..', '..', '..', 'conflist');
 
 describe('example conflists', () => {
   it.each(readdirSync(dir).filter((f) => f.endsWith('.conflist')))('%s chains a valid portmap with the portMappings capability', (file) => {

@@ -18,63 +18,21 @@
  * With the legacy flavour every change rewrites the whole table in the kernel (the x_tables API), so
  * its cost grows with the table whatever we do; the same holds for kube-proxy and the reference plugin.
  */
-import type { Attachment } from '../../cni/config.js';
 import { CniError, ErrorCode } from '../../cni/errors.js';
-import { CommandError, run } from '../../host/exec.js';
+import { CommandError, type Runner, run } from '../../host/exec.js';
 import { log } from '../../host/log.js';
 import type { Family } from '../../net/ip.js';
 import type { Owner } from '../../portmap/owner.js';
 import { type FamilyPlan, type Plan } from '../../portmap/plan.js';
-import type { Backend } from '../backend.js';
-import { type Flavour, type FlavourName, IPT_TIMEOUT_MS, LOCK_WAIT, binariesFor, detectFlavour } from './flavour.js';
-import { canonical, entryKey, parseRules, sameRule, valueOf } from './parse.js';
+import type { Backend, GcScope } from '../backend.js';
+import { type Flavour, type FlavourName, detectFlavour } from './flavour.js';
+import { FAMILIES, IptablesRunner as Ipt, familyLabel } from './runner.js';
+import { canonical, entryKey, sameRule, valueOf } from './parse.js';
 import {
   type Args, KUBE_SERVICES, MASQ, OLD_TOP_SNAT, type Rule, SETMARK, TOP_DNAT, addFastDocument, addRepairDocument,
   delFastDocument, dnatChain, dnatRules, entryRules, jumpToDnat, jumpToMasq, masqRule, natDocument, needsMasqChains,
   guardDocument, isOwnMarker, jumpToGuard, guardRule, GUARD, parseEntryComment, setMarkRule, snatChain, targetOf, teardownLines,
 } from './render.js';
-
-const FAMILIES: readonly Family[] = [4, 6];
-const famLabel = (f: Family): string => (f === 4 ? 'IPv4' : 'IPv6');
-
-/** The binaries of one flavour and family. */
-class Ipt {
-  constructor(
-    readonly flavour: FlavourName | 'unknown',
-    readonly family: Family,
-    readonly iptables: string,
-    readonly restoreBin: string,
-  ) {}
-
-  static of(fl: Flavour, family: Family, name: FlavourName | 'unknown' = fl.name): Ipt {
-    const bin = name === fl.name ? fl.bin : binariesFor(name, fl.path);
-    return new Ipt(name, family, bin.iptables[family], bin.restore[family]);
-  }
-
-  get where(): string {
-    return `${famLabel(this.family)} nat table, iptables flavour ${this.flavour} (${this.restoreBin})`;
-  }
-
-  async restore(doc: string): Promise<void> {
-    log.debug(`${this.restoreBin} --noflush:\n${doc}`);
-    await run(this.restoreBin, ['--noflush', LOCK_WAIT], { input: doc, timeoutMs: IPT_TIMEOUT_MS });
-  }
-
-  /** The rules of one chain (nat unless told); undefined when the chain does not exist. */
-  async list(chain: string, table = 'nat'): Promise<Args[] | undefined> {
-    const res = await run(this.iptables, [LOCK_WAIT, '-t', table, '-S', chain], { timeoutMs: IPT_TIMEOUT_MS, okCodes: [1] });
-    if (res.code === 1) {
-      if (/No chain|does not exist|incompatible|doesn't exist/i.test(res.stderr) || res.stderr.trim() === '') return undefined;
-      throw new CommandError(`${this.iptables} -t ${table} -S ${chain} failed: ${res.stderr.trim()}`, this.iptables, ['-S', chain], 1, res.stderr, 'failed');
-    }
-    return parseRules(res.stdout).filter((r) => r.chain === chain).map((r) => r.args);
-  }
-
-  async listMany(chains: readonly string[]): Promise<Map<string, Args[] | undefined>> {
-    const lists = await Promise.all(chains.map((c) => this.list(c)));
-    return new Map(chains.map((c, i) => [c, lists[i]]));
-  }
-}
 
 /** Turns a failure into a CNI error that says which flavour and binary failed. */
 function failure(ipt: Ipt, what: string, err: unknown): CniError {
@@ -90,10 +48,21 @@ const isFailed = (err: unknown): boolean => err instanceof CommandError && err.k
 
 export class IptablesBackend implements Backend {
   readonly name = 'iptables' as const;
+  readonly provesOwnership = false;
+
+  constructor(private readonly runner: Runner = run) {}
+
+  private flavour(): Promise<Flavour> {
+    return detectFlavour(this.runner);
+  }
+
+  private ipt(fl: Flavour, family: Family, name: FlavourName | 'unknown' = fl.name): Ipt {
+    return Ipt.of(fl, family, name, this.runner);
+  }
 
   async add(plan: Plan): Promise<void> {
-    const fl = await detectFlavour();
-    await Promise.all(plan.families.map((fp) => this.addFamily(Ipt.of(fl, fp.family), plan, fp)));
+    const fl = await this.flavour();
+    await Promise.all(plan.families.map((fp) => this.addFamily(this.ipt(fl, fp.family), plan, fp)));
   }
 
   private async addFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan): Promise<void> {
@@ -130,12 +99,12 @@ export class IptablesBackend implements Backend {
   }
 
   async del(owner: Owner, plan?: Plan): Promise<boolean> {
-    const fl = await detectFlavour();
+    const fl = await this.flavour();
     const fast = new Set<Family>();
     if (plan) {
       await Promise.all(
         plan.families.map(async (fp) => {
-          const ipt = Ipt.of(fl, fp.family);
+          const ipt = this.ipt(fl, fp.family);
           try {
             await ipt.restore(delFastDocument(plan, fp));
             fast.add(fp.family);
@@ -151,7 +120,7 @@ export class IptablesBackend implements Backend {
     for (const family of FAMILIES) {
       for (const name of flavours) {
         if (name === fl.name && fast.has(family)) continue;
-        jobs.push(this.teardown(Ipt.of(fl, family, name), owner));
+        jobs.push(this.teardown(this.ipt(fl, family, name), owner));
       }
     }
     await Promise.all(jobs);
@@ -189,8 +158,8 @@ export class IptablesBackend implements Backend {
   }
 
   async check(plan: Plan): Promise<void> {
-    const fl = await detectFlavour();
-    for (const fp of plan.families) await this.checkFamily(Ipt.of(fl, fp.family), plan, fp);
+    const fl = await this.flavour();
+    for (const fp of plan.families) await this.checkFamily(this.ipt(fl, fp.family), plan, fp);
   }
 
   private async checkFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan): Promise<void> {
@@ -242,13 +211,13 @@ export class IptablesBackend implements Backend {
     }
   }
 
-  async gc(network: string, _valid: ReadonlySet<string>, attachments: readonly Attachment[] = []): Promise<void> {
-    const fl = await detectFlavour();
+  async gc({ network, attachments }: GcScope): Promise<void> {
+    const fl = await this.flavour();
     // The reference's chain name has no interface name: a container that is valid with any ifname keeps it.
     const keep = new Set(attachments.map((a) => dnatChain(network, a.containerID)));
     const flavours = [...new Set<FlavourName | 'unknown'>([fl.name, ...fl.present])];
     const jobs: Array<Promise<void>> = [];
-    for (const family of FAMILIES) for (const name of flavours) jobs.push(this.gcFamily(Ipt.of(fl, family, name), network, keep));
+    for (const family of FAMILIES) for (const name of flavours) jobs.push(this.gcFamily(this.ipt(fl, family, name), network, keep));
     await Promise.all(jobs);
   }
 
@@ -278,15 +247,14 @@ export class IptablesBackend implements Backend {
   }
 
   async status(): Promise<void> {
-    const fl = await detectFlavour();
+    const fl = await this.flavour();
     const errors: string[] = [];
     for (const family of FAMILIES) {
-      const ipt = Ipt.of(fl, family);
+      const ipt = this.ipt(fl, family);
       try {
-        await run(ipt.restoreBin, ['--noflush', '--test', LOCK_WAIT], { input: natDocument([]), timeoutMs: IPT_TIMEOUT_MS });
-        await run(ipt.iptables, [LOCK_WAIT, '-t', 'nat', '-S', 'OUTPUT', '1'], { timeoutMs: IPT_TIMEOUT_MS });
+        await ipt.probe();
       } catch (err) {
-        errors.push(`${famLabel(family)}: ${(err as Error).message.split('\n')[0]}`);
+        errors.push(`${familyLabel(family)}: ${(err as Error).message.split('\n')[0]}`);
       }
     }
     if (errors.length === FAMILIES.length) {

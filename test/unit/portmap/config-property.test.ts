@@ -9,12 +9,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/cni/config.js';
-import { CniError } from '../../src/cni/errors.js';
-import { type PluginVerbs, runCni } from '../../src/cni/skel.js';
-import { ownerElements } from '../../src/backends/nftables/render.js';
-import { ipFamily, parseCidr } from '../../src/net/ip.js';
-import { buildPlan, ownerFor } from '../../src/portmap/plan.js';
+import { parseConfig } from '../../../src/portmap/config.js';
+import { CniError } from '../../../src/cni/errors.js';
+import { type PluginVerbs, runCni } from '../../../src/cni/skel.js';
+import { ownerElements } from '../../../src/backends/nftables/render.js';
+import { ipFamily, parseCidr } from '../../../src/net/ip.js';
+import { buildPlan, ownerFor } from '../../../src/portmap/plan.js';
 
 const SEED = 20261125;
 const params = (numRuns: number) => ({ numRuns, seed: SEED });

@@ -1,0 +1,228 @@
+/**
+ * The pure reasoning of the nftables backend: (our table as read, plan) -> the commands of one
+ * transaction, or CHECK's findings. Nothing here runs a process; backend.ts reads, calls these, applies.
+ *
+ * - fastAdd: additions only, valid only on a ready skeleton (see READY_MAP in render.ts).
+ * - slowAdd: the skeleton rewritten, the attachment's elements added or taking a key over from
+ *   another owner (whose witness goes, see OWNERS_SET), its conditional rules replaced.
+ * - fastDel: deletes only, guarded by the owner's witness. compareDel: compare-and-delete of each element.
+ * - gcCommands: stale elements and rules of a network, unused pod subnets, the skeleton rewritten.
+ * - checkFindings: what differs from what the plan wants.
+ */
+import { type Cidr, cidrContains, parseCidr } from '../../net/ip.js';
+import { type Owner, ownerOf, parseOwnerComment } from '../../portmap/owner.js';
+import type { Plan } from '../../portmap/plan.js';
+import type { SkeletonSettings } from '../backend.js';
+import { type Command, type Element, FAMILY, TABLE, base } from './json.js';
+import { type TableState, elementIndex, sameJson } from './parse.js';
+import {
+  OWNERS_SET, addElements, baseChains, casDelete, conditionalRules, delElements, deleteChains, deleteRule, mapNames,
+  ownerElements, podnetElements, priorityFor, readyHash, replaceElements, requireReady, skeletonFor, staticRules, witnessOf,
+} from './render.js';
+
+/** A difference between the kernel and the plan: what is wrong, and how to fix it. */
+export interface Finding {
+  msg: string;
+  details: string;
+}
+
+/** A key another attachment held and this ADD takes over (logged by the backend). */
+export interface Takeover {
+  set: string;
+  key: string;
+  from: string;
+  to: string;
+}
+
+const CONDITIONAL = 'conditional';
+
+const ownedBy = (owner: Pick<Owner, 'id'>) => (comment: string | undefined) => parseOwnerComment(comment)?.id === owner.id;
+
+/** Attachments with conditions use rules, which the additions-only and deletes-only paths do not cover. */
+export const hasConditions = (plan: Plan): boolean => plan.families.some((f) => f.conditions);
+
+/** A readable key: `tcp 8080`, `192.0.2.1 tcp 8080`. */
+export function describeKey(e: Pick<Element, 'key'>): string {
+  // Only an object key is a concatenation: a string key (an address) has String.prototype.concat.
+  const concat = typeof e.key === 'object' && e.key !== null ? (e.key as { concat?: unknown }).concat : undefined;
+  const parts = Array.isArray(concat) ? concat : [e.key];
+  return parts.map(String).join(' ');
+}
+
+/** Chain names whose type, hook or priority differ from what `priority` wants. */
+export function mismatchedBaseChains(state: TableState, priority: number): string[] {
+  return baseChains(priority)
+    .filter((c) => {
+      const have = state.chains.get(c.name);
+      return have !== undefined && (have.hook !== c.hook || have.prio !== c.prio || have.type !== c.type);
+    })
+    .map((c) => c.name);
+}
+
+/** A rule's references (sets, jump targets, verdicts): insensitive to how nft prints matches. */
+function signature(expr: unknown): string {
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string' && v.startsWith('@')) out.push(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (['jump', 'return', 'masquerade', 'drop', 'dnat', 'fib'].includes(k)) out.push(k);
+        walk(x);
+      }
+    }
+  };
+  walk(expr);
+  return out.join(',');
+}
+
+/** The prefix of an interval-set key (`{prefix: {addr, len}}`), as a Cidr. */
+function prefixCidr(key: unknown): Cidr | undefined {
+  const p = (key as { prefix?: { addr: string; len: number } } | null)?.prefix;
+  return p ? parseCidr(`${p.addr}/${p.len}`) : undefined;
+}
+
+const deleteElement = (set: string, key: unknown): Command => ({ delete: { element: { ...base, name: set, elem: [key] } } });
+
+/**
+ * Pod subnets to add, knowing the table: an interval set refuses overlapping elements ("conflicting
+ * intervals specified"), so a subnet inside one already there (another network's larger subnet) is
+ * skipped, and subnets inside the new one are replaced by it.
+ */
+function podnetCommands(state: TableState | undefined, plan: Plan): Command[] {
+  const cmds: Command[] = [];
+  for (const e of podnetElements(plan)) {
+    const mine = prefixCidr(e.key)!;
+    const existing = (state?.elements ?? []).flatMap((x) => {
+      const cidr = x.set === e.set ? prefixCidr(x.key) : undefined;
+      return cidr ? [{ key: x.key, cidr }] : [];
+    });
+    if (existing.some((x) => x.cidr.prefixLength <= mine.prefixLength && cidrContains(x.cidr, mine.network))) continue;
+    for (const x of existing) if (cidrContains(mine, x.cidr.network)) cmds.push(deleteElement(e.set, x.key));
+    cmds.push(...addElements([e]));
+  }
+  return cmds;
+}
+
+/** The common ADD: additions only; the transaction fails unless the skeleton is ready for these settings. */
+export function fastAdd(plan: Plan): Command[] {
+  const ready = readyHash(priorityFor(plan.afterServices), plan.serviceCIDRs);
+  return [requireReady(ready), ...addElements(podnetElements(plan)), ...addElements(ownerElements(plan))];
+}
+
+/** The ADD that read the table: skeleton, pod subnets, elements (taking keys over), conditional rules. */
+export function slowAdd(state: TableState | undefined, plan: Plan): { commands: Command[]; takeovers: Takeover[] } {
+  const cmds: Command[] = [];
+  if (state) cmds.push(...deleteChains(mismatchedBaseChains(state, priorityFor(plan.afterServices))));
+  cmds.push(...skeletonFor(plan), ...podnetCommands(state, plan));
+  const find = elementIndex(state);
+  const takeovers: Takeover[] = [];
+  const overtaken = new Set<string>();
+  for (const e of ownerElements(plan)) {
+    const current = find(e.set, e.key);
+    if (!current) cmds.push(...addElements([e]));
+    else if (sameJson(current.value, e.value) && current.comment === e.comment) continue;
+    else {
+      const previous = parseOwnerComment(current.comment)?.id;
+      if (previous !== plan.owner.id) {
+        takeovers.push({ set: e.set, key: describeKey(e), from: current.comment ?? 'an unknown owner', to: plan.owner.comment });
+        if (previous) overtaken.add(previous);
+      }
+      cmds.push(...replaceElements([e]));
+    }
+  }
+  // The previous owners' DELs must not delete blindly any more (see OWNERS_SET).
+  cmds.push(...casDelete([...overtaken].map((id) => witnessOf(id))));
+  const mine = ownedBy(plan.owner);
+  for (const r of state?.rules ?? []) if (r.chain === CONDITIONAL && mine(r.comment)) cmds.push(deleteRule(CONDITIONAL, r.handle));
+  cmds.push(...conditionalRules(plan));
+  return { commands: cmds, takeovers };
+}
+
+/** The common DEL: deletes only, all or none (the witness goes first; see OWNERS_SET). */
+export const fastDel = (plan: Plan): Command[] => delElements(ownerElements(plan));
+
+/** The DEL that read the table: compare-and-delete of each element the owner holds, and its rules. */
+export function compareDel(state: TableState, owner: Pick<Owner, 'id'>): Command[] {
+  const mine = ownedBy(owner);
+  return [
+    ...casDelete(state.elements.filter((e) => mine(e.comment))),
+    ...state.rules.filter((r) => r.chain === CONDITIONAL && mine(r.comment)).map((r) => deleteRule(r.chain, r.handle)),
+  ];
+}
+
+/** What GC removes from a network: elements and rules of owners not in `valid`. */
+export interface GcInput {
+  network: string;
+  /** Owner ids still valid in this network. */
+  valid: ReadonlySet<string>;
+  /** The node-wide settings to rewrite the skeleton with; undefined: leave it (not the configured backend). */
+  settings?: SkeletonSettings;
+}
+
+/**
+ * GC reads and deletes anyway, so it also rewrites the skeleton (a chain flushed by hand comes back),
+ * and prunes pod subnets no pod of ours needs as a hairpin source any more.
+ */
+export function gcCommands(state: TableState, gc: GcInput): Command[] {
+  const networkId = ownerOf(gc.network, '', '').networkId;
+  const stale = (comment: string | undefined): boolean => {
+    const p = parseOwnerComment(comment);
+    return p !== undefined && p.networkId === networkId && !gc.valid.has(p.id);
+  };
+  const staleElements = state.elements.filter((e) => stale(e.comment));
+  const remaining = state.elements.filter((e) => !stale(e.comment));
+  const skeleton = gc.settings
+    ? [...deleteChains(mismatchedBaseChains(state, priorityFor(gc.settings.afterServices))), ...skeletonFor(gc.settings)]
+    : [];
+  const cmds: Command[] = [
+    ...skeleton,
+    ...casDelete(staleElements),
+    ...state.rules.filter((r) => r.chain === CONDITIONAL && stale(r.comment)).map((r) => deleteRule(r.chain, r.handle)),
+  ];
+  for (const f of [4, 6] as const) {
+    const m = mapNames(f);
+    const pods = remaining.filter((e) => e.set === m.snat).map((e) => String(e.key));
+    for (const net of remaining.filter((e) => e.set === m.podnets)) {
+      const cidr = prefixCidr(net.key);
+      if (cidr && !pods.some((ip) => cidrContains(cidr, ip))) cmds.push(deleteElement(m.podnets, net.key));
+    }
+  }
+  return cmds;
+}
+
+const CHECK_FIX = 'a new ADD (or restarting the pod) reinstalls them';
+
+/** CHECK: the skeleton and this attachment's forwards as the plan wants them. Empty when all is well. */
+export function checkFindings(state: TableState | undefined, plan: Plan): Finding[] {
+  const finding = (msg: string, details = CHECK_FIX): Finding => ({ msg, details });
+  if (!state) {
+    return [finding(`nftables table ${FAMILY} ${TABLE} not found`, `the hostPort rules are gone (was the ruleset flushed?); ${CHECK_FIX}`)];
+  }
+  const out: Finding[] = [];
+  for (const c of baseChains(priorityFor(plan.afterServices))) {
+    const have = state.chains.get(c.name);
+    if (!have) out.push(finding(`chain ${c.name} missing from table ${FAMILY} ${TABLE}`));
+    else if (have.hook !== c.hook || have.prio !== c.prio) {
+      out.push(finding(`chain ${c.name} hooks ${have.hook} at priority ${have.prio}, expected ${c.hook} at ${c.prio}`));
+    }
+  }
+  for (const [chain, rules] of Object.entries(staticRules())) {
+    const have = state.rules.filter((r) => r.chain === chain).map((r) => signature(r.expr));
+    if (!sameJson(have, rules.map(signature))) out.push(finding(`chain ${chain} of table ${FAMILY} ${TABLE} does not hold the expected rules`));
+  }
+  // The forwarding elements (not the witness: without it a DEL only takes its comparing path).
+  const find = elementIndex(state);
+  for (const e of ownerElements(plan).filter((x) => x.set !== OWNERS_SET)) {
+    const current = find(e.set, e.key);
+    if (!current) out.push(finding(`missing hostPort entry ${describeKey(e)} in ${e.set}`));
+    else if (!sameJson(current.value, e.value) || parseOwnerComment(current.comment)?.id !== plan.owner.id) {
+      const who = current.comment ?? 'another owner';
+      out.push(finding(`hostPort entry ${describeKey(e)} in ${e.set} belongs to ${who}`, `another attachment took the port; ${CHECK_FIX}`));
+    }
+  }
+  const want = conditionalRules(plan).length;
+  const have = state.rules.filter((r) => r.chain === CONDITIONAL && ownedBy(plan.owner)(r.comment)).length;
+  if (want !== have) out.push(finding(`expected ${want} conditional rules for this attachment, found ${have}`));
+  return out;
+}

@@ -1,0 +1,30 @@
+/** ADD: the prevResult passed on, the plan applied under the lock, then conntrack and route_localnet. */
+import { convertResult } from '../cni/result.js';
+import { type PortmapCall, planOf, requirePrevResult } from './call-plan.js';
+import { type PluginDeps, locked } from './deps.js';
+import { flushUdp, localnetDevice } from './host-effects.js';
+
+export async function add(deps: PluginDeps, call: PortmapCall): Promise<Record<string, unknown>> {
+  const { config } = call;
+  const prev = requirePrevResult(call);
+  const result = convertResult(prev, config.cniVersion);
+  if (config.portMappings.length === 0) return result;
+  const plan = planOf(call, prev);
+  if (plan.families.length === 0) return result;
+  const backend = await deps.backendFor(config);
+  await deps.testpoint('add:before-lock');
+  let device: Promise<string | undefined> | undefined;
+  await locked(deps, `ADD ${plan.owner.containerID}`, async () => {
+    await deps.testpoint('add:locked');
+    const applied = backend.add(plan);
+    // Looked up while the backend's process runs (backend.add has started it by now).
+    device = localnetDevice(deps, plan);
+    await applied;
+    await deps.testpoint('add:applied');
+  });
+  const dev = await device;
+  await deps.testpoint('add:unlocked');
+  await Promise.all([flushUdp(deps, plan), dev ? deps.enableRouteLocalnet(dev) : undefined]);
+  await deps.testpoint('add:done');
+  return result;
+}

@@ -1,0 +1,15 @@
+/** STATUS (CNI 1.1): whether the backend can serve ADD; code 50 with what to install or load when not. */
+import { CniError, ErrorCode } from '../cni/errors.js';
+import type { PortmapCall } from './call-plan.js';
+import type { PluginDeps } from './deps.js';
+
+export async function status(deps: PluginDeps, call: PortmapCall): Promise<void> {
+  let backend;
+  try {
+    backend = await deps.backendFor(call.config);
+  } catch (err) {
+    if (err instanceof CniError && err.code === ErrorCode.InvalidConfig) throw err;
+    throw new CniError(ErrorCode.PluginNotAvailable, (err as Error).message, err instanceof CniError ? err.details : '');
+  }
+  await backend.status();
+}
