@@ -13,10 +13,10 @@ const parsed = (call: Call): PortmapCall => ({ args: call.args, config: parseCon
 
 export function createPlugin(deps: PluginDeps = defaultDeps()): PluginVerbs {
   return {
-    add: (call) => add(deps, parsed(call)),
-    del: (call) => del(deps, parsed(call)),
-    check: (call) => check(deps, parsed(call)),
-    gc: (call) => gc(deps, parsed(call)),
-    status: (call) => status(deps, parsed(call)),
+    add: async (call) => add(deps, parsed(call)),
+    del: async (call) => del(deps, parsed(call)),
+    check: async (call) => check(deps, parsed(call)),
+    gc: async (call) => gc(deps, parsed(call)),
+    status: async (call) => status(deps, parsed(call)),
   };
 }

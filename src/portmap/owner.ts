@@ -18,14 +18,15 @@ export interface Owner {
   comment: string;
 }
 
-export const COMMENT_MAX = 128;
+/** nft refuses a comment longer than this: the owner comment is cut to it. */
+export const NFT_COMMENT_MAX = 128;
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 export function ownerOf(network: string, containerID: string, ifname: string): Owner {
   const id = sha256(`${network}\0${containerID}\0${ifname}`).slice(0, 16);
   const networkId = sha256(network).slice(0, 8);
-  const comment = `${networkId}:${id} ${network}/${containerID}/${ifname}`.slice(0, COMMENT_MAX);
+  const comment = `${networkId}:${id} ${network}/${containerID}/${ifname}`.slice(0, NFT_COMMENT_MAX);
   return { network, containerID, ifname, id, networkId, tag: Number.parseInt(id.slice(0, 8), 16), comment };
 }
 

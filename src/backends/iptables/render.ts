@@ -3,7 +3,7 @@
  * `iptables-restore --noflush`). Nothing here runs a process.
  *
  * Layout: the reference plugin's, rule for rule, so that attachments made by either plugin are seen,
- * checked, deleted and garbage-collected by the other (upstream-portmap.md section 2):
+ * checked, deleted and garbage-collected by the other (the reference plugin's iptables layout):
  *
  *   nat PREROUTING:  ... (kube-proxy's -j KUBE-SERVICES at position 1)
  *                    -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT            (appended: after KUBE-SERVICES)
@@ -21,7 +21,7 @@
  *
  * Deliberate differences from the reference:
  * - Entry rules are inserted at the top of CNI-HOSTPORT-DNAT (`-I 1`), so the newest owner of a port wins
- *   over a stale one (the reference appends: first wins, its PR #1267).
+ *   over a stale one (the reference appends: the first-added rule wins, containernetworking/plugins#1267).
  * - serviceCIDRs RETURN rules sit at the top of each attachment's CNI-DN chain, not of CNI-HOSTPORT-DNAT: the
  *   entry rules are inserted at position 1, so rules "at the top of CNI-HOSTPORT-DNAT" would not stay there
  *   without listing and rewriting that chain on every ADD (which grows with the node). A RETURN in the DN
@@ -47,7 +47,8 @@ export const OLD_TOP_SNAT = 'CNI-HOSTPORT-SNAT';
 export const KUBE_SERVICES = 'KUBE-SERVICES';
 /** iptables' multiport match takes at most 15 ports. */
 export const MULTIPORT_MAX = 15;
-export const COMMENT_MAX = 255;
+/** iptables refuses a comment longer than this. */
+export const IPT_COMMENT_MAX = 255;
 
 /** A rule without its `-A CHAIN`: iptables arguments, one per word. */
 export type Args = string[];
@@ -69,7 +70,7 @@ export const snatChain = (network: string, containerID: string): string => chain
 /** The reference's entry-rule comment. */
 export function entryComment(network: string, containerID: string): string {
   const c = `dnat name: "${network}" id: "${containerID}"`;
-  return c.length > COMMENT_MAX ? `${c.slice(0, COMMENT_MAX - 3)}...` : c;
+  return c.length > IPT_COMMENT_MAX ? `${c.slice(0, IPT_COMMENT_MAX - 3)}...` : c;
 }
 
 /** Reads an entry-rule comment back; `truncated` when the id was cut short. */
@@ -183,7 +184,7 @@ export function dnatRules(plan: Plan, fp: FamilyPlan): Args[] {
   return out;
 }
 
-/** The hairpin source: the pod's whole subnet (the reference since PR #469). */
+/** The hairpin source: the pod's whole subnet (as the reference does since containernetworking/plugins#469). */
 const podSource = (pod: Cidr): string => cidrText(pod);
 
 /** Quotes one word for iptables-restore (double quotes, backslash escapes), only when needed. */

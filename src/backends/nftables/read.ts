@@ -65,13 +65,13 @@ function ownerFields(comment: string | undefined): Partial<ForwardRow> {
 /** Every forward in our table: map elements (address and port maps joined by key), conditional rules. */
 export function forwardRows(state: TableState): ForwardRow[] {
   const rows: ForwardRow[] = [];
+  const find = elementIndex(state);
   for (const f of [4, 6] as const) {
     const m = mapNames(f);
     for (const [addrMap, portMap, withHostIP] of [
       [m.hostportsAddr, m.hostportsPort, false],
       [m.hostipportsAddr, m.hostipportsPort, true],
     ] as const) {
-      const find = elementIndex(state);
       for (const e of state.elements) {
         if (e.set !== addrMap) continue;
         const port = find(portMap, e.key);

@@ -1,0 +1,55 @@
+/** A fake Backend for verb-level unit tests: records each call, and fails where told. */
+import type { Backend, GcScope } from '../../src/backends/backend.js';
+import type { BackendName } from '../../src/portmap/config.js';
+import type { Owner } from '../../src/portmap/owner.js';
+import type { Plan } from '../../src/portmap/plan.js';
+
+export type FakeCall =
+  | { verb: 'add' | 'check'; plan: Plan }
+  | { verb: 'del'; owner: Owner; plan?: Plan }
+  | { verb: 'gc'; scope: GcScope }
+  | { verb: 'status' };
+
+export class FakeBackend implements Backend {
+  readonly calls: FakeCall[] = [];
+  /** Verbs that reject, with this error. */
+  failing = new Map<FakeCall['verb'], Error>();
+  /** What del() resolves with (the proof of ownership). */
+  proves = false;
+
+  constructor(
+    readonly name: BackendName,
+    readonly provesOwnership = name === 'nftables',
+  ) {}
+
+  private async record(call: FakeCall): Promise<void> {
+    this.calls.push(call);
+    const err = this.failing.get(call.verb);
+    if (err) throw err;
+  }
+
+  add(plan: Plan): Promise<void> {
+    return this.record({ verb: 'add', plan });
+  }
+
+  async del(owner: Owner, plan?: Plan): Promise<boolean> {
+    await this.record({ verb: 'del', owner, ...(plan ? { plan } : {}) });
+    return this.proves;
+  }
+
+  check(plan: Plan): Promise<void> {
+    return this.record({ verb: 'check', plan });
+  }
+
+  gc(scope: GcScope): Promise<void> {
+    return this.record({ verb: 'gc', scope });
+  }
+
+  status(): Promise<void> {
+    return this.record({ verb: 'status' });
+  }
+
+  verbs(): string[] {
+    return this.calls.map((c) => c.verb);
+  }
+}

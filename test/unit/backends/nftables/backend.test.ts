@@ -1,0 +1,82 @@
+/** The nftables backend class with a recording fake runner: which nft processes a verb starts, and when. */
+import { describe, expect, it } from 'vitest';
+import { NftablesBackend } from '../../../../src/backends/nftables/backend.js';
+import { ownerElements } from '../../../../src/backends/nftables/render.js';
+import { CniError } from '../../../../src/cni/errors.js';
+import { TCP_8080, planOf } from '../../../fakes/calls.js';
+import { listing } from '../../../fakes/nft-table.js';
+import { FakeRunner, nftWith } from '../../../fakes/runner.js';
+
+const plan = planOf([TCP_8080]);
+const NO_TABLE = { code: 1, stderr: 'Error: No such file or directory; did you mean table ...' };
+const REFUSED = { code: 1, stderr: 'Error: Could not process rule: File exists' };
+const verbs = (r: FakeRunner) => r.calls.map((c) => (c.args.includes('list') ? 'list' : c.args.includes('--check') ? 'check' : 'apply'));
+const isTransaction = (c: { args: string[] }) => !c.args.includes('list');
+
+describe('NftablesBackend', () => {
+  it('ADD on a ready skeleton: one nft transaction of additions, nothing read', async () => {
+    const r = new FakeRunner();
+    await new NftablesBackend(r.run).add(plan);
+    expect(verbs(r)).toEqual(['apply']);
+    expect(r.calls[0]!.command).toBe('nft');
+    expect(r.nftTransactions()[0]!.every((c) => 'add' in c)).toBe(true);
+  });
+
+  it('ADD whose fast path fails (no ready mark, a key held by another owner): reads the table, writes one repair', async () => {
+    const r = new FakeRunner().on(isTransaction, REFUSED, true).on(nftWith('list'), { stdout: listing() });
+    await new NftablesBackend(r.run).add(plan);
+    expect(verbs(r)).toEqual(['apply', 'list', 'apply']);
+    expect(JSON.stringify(r.nftTransactions()[1])).toContain('"flush":{"chain"');
+  });
+
+  it('ADD with conditions skips the fast path (rules are not additions-only)', async () => {
+    const r = new FakeRunner().on(nftWith('list'), NO_TABLE);
+    await new NftablesBackend(r.run).add(planOf([TCP_8080], { conditionsV4: ['ip', 'saddr', '192.0.2.0/24'] }));
+    expect(verbs(r)).toEqual(['list', 'apply']);
+  });
+
+  it('DEL with its witness: deletes only, answered at commit, and proves the attachment its own', async () => {
+    const r = new FakeRunner();
+    expect(await new NftablesBackend(r.run).del(plan.owner, plan)).toBe(true);
+    expect(r.calls).toHaveLength(1);
+    const c = r.calls[0]!;
+    // stdbuf (coreutils) is always installed: nft's unbuffered echo reports the commit.
+    expect([c.command, ...c.args.slice(0, 4)]).toEqual(['stdbuf', '-o0', 'nft', '--echo', '-j']);
+    expect(r.nftTransactions()[0]!.every((c) => 'delete' in c)).toBe(true);
+  });
+
+  it('DEL whose witness is gone: reads the table and compares each element; no proof', async () => {
+    const r = new FakeRunner().on(isTransaction, REFUSED, true).on(nftWith('list'), { stdout: listing({ elements: ownerElements(plan) }) });
+    expect(await new NftablesBackend(r.run).del(plan.owner, plan)).toBe(false);
+    expect(verbs(r)).toEqual(['apply', 'list', 'apply']);
+    const cas = r.nftTransactions()[1]!;
+    expect(cas.filter((c) => 'add' in c)).toHaveLength(ownerElements(plan).length);
+  });
+
+  it('DEL without a table (flushed ruleset) or without a plan changes nothing and succeeds', async () => {
+    const r = new FakeRunner().on(nftWith('list'), NO_TABLE);
+    expect(await new NftablesBackend(r.run).del(plan.owner)).toBe(false);
+    expect(verbs(r)).toEqual(['list']);
+  });
+
+  it('CHECK fails with the first finding as a CNI error', async () => {
+    const r = new FakeRunner().on(nftWith('list'), NO_TABLE);
+    const err = await new NftablesBackend(r.run).check(plan).catch((e: unknown) => e as CniError);
+    expect(err).toBeInstanceOf(CniError);
+    expect(err?.message).toBe('nftables table inet cni_portmap not found');
+  });
+
+  it('STATUS names the kernel modules when the kernel refuses a feature (code 50)', async () => {
+    const r = new FakeRunner().on(nftWith('list'), NO_TABLE).on(nftWith('--check'), { code: 1, stderr: 'Error: Could not process rule: Operation not supported' });
+    const err = await new NftablesBackend(r.run).status().catch((e: unknown) => e as CniError);
+    expect(err?.code).toBe(50);
+    expect(err?.details).toContain('modprobe nf_tables');
+  });
+
+  it('a transaction too large for one argument goes through a private file', async () => {
+    const many = Array.from({ length: 2_000 }, (_, i) => ({ hostPort: 10_000 + i, containerPort: 10_000 + i }));
+    const r = new FakeRunner();
+    await new NftablesBackend(r.run).add(planOf(many));
+    expect(r.calls[0]!.args).toContain('-f');
+  });
+});
