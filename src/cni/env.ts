@@ -1,7 +1,6 @@
 import { CniError, ErrorCode } from './errors.js';
 
 export const VERBS = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'] as const;
-export type Verb = (typeof VERBS)[number];
 
 export interface CmdArgs {
   command: string;

@@ -13,8 +13,6 @@ export const ErrorCode = {
   Internal: 999,
 } as const;
 
-export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
-
 /** An error that the protocol layer prints as a CNI error object. */
 export class CniError extends Error {
   constructor(
