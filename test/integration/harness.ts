@@ -211,7 +211,7 @@ export class TestBed {
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ECHO_SERVER, tag, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
     this.servers.push(child);
     await new Promise<void>((ok, fail) => {
-      const t = setTimeout(() => fail(new Error(`echo server ${tag} did not start`)), 10_000);
+      const t = setTimeout(() => fail(new Error(`echo server ${tag} did not start`)), 30_000);
       child.stdout!.once('data', () => {
         clearTimeout(t);
         ok();
