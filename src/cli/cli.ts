@@ -82,7 +82,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       const { runList } = await import('./list.js');
       return runList(opts, out, err);
     }
-    const { runDoctor } = await import('./doctor.js');
+    const { runDoctor } = await import('./doctor/run.js');
     return runDoctor(opts, out);
   }
   process.stderr.write(`portmap: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);

@@ -1,5 +1,6 @@
 /** `portmap list`: every hostPort forward of this node, read live from the kernel. */
-import { allRows, emptyFacts, gatherRules } from './facts.js';
+import { allRows } from './facts.js';
+import { emptyFacts, gatherRules } from './gather.js';
 import { addrPort, shortId, table } from './format.js';
 import type { ListRow } from './rows.js';
 
