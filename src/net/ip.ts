@@ -102,8 +102,8 @@ export function parseCidr(text: string): Cidr {
 /** "network/len" text of a CIDR. */
 export const cidrText = (c: Cidr): string => `${c.network}/${c.prefixLength}`;
 
-/** addr:port, with brackets for IPv6. */
-export const hostPort = (addr: string, port: number): string =>
+/** addr:port, with brackets for IPv6 (any address text: "*", "<node>" stay as they are). */
+export const addrPort = (addr: string, port: number): string =>
   ipFamily(addr) === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
 
 /** Whether a CIDR contains an address (same family only). */

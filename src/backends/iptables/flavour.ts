@@ -12,10 +12,11 @@
  * When it does not and PATH's iptables is the nf_tables flavour, nothing needs probing; otherwise up to four
  * `iptables-<flavour> -t nat -S <chain> 1` run in parallel (a few ms; one chain, never the whole table).
  */
-import { readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { type Runner, run } from '../../host/exec.js';
 import { log } from '../../host/log.js';
+import { LEGACY_TABLES_FILE, legacyTables } from '../../host/xtables.js';
 import type { Family } from '../../net/ip.js';
 import { KUBE_SERVICES, TOP_DNAT } from './render.js';
 
@@ -73,12 +74,8 @@ export function flavourOfBinary(file: string): FlavourName | 'unknown' {
 }
 
 /** Whether a legacy (x_tables) nat table exists in this network namespace. */
-export function legacyNatExists(file = '/proc/net/ip_tables_names'): boolean {
-  try {
-    return readFileSync(file, 'utf8').split('\n').includes('nat');
-  } catch {
-    return false;
-  }
+export function legacyNatExists(file = LEGACY_TABLES_FILE[4]): boolean {
+  return legacyTables(4, file).includes('nat');
 }
 
 export interface Probe {

@@ -104,6 +104,22 @@ export function valueOf(args: Args, ...options: string[]): string | undefined {
   return undefined;
 }
 
+/** Every spelling of an option: its short form and the long ones OPTION_ALIASES maps to it. */
+const spellings = (option: string): string[] =>
+  [option, ...Object.keys(OPTION_ALIASES).filter((long) => OPTION_ALIASES[long] === option)];
+
+/**
+ * The value of a match in any spelling (`-p` or `--protocol`, `--dport` or `--destination-port`), first
+ * occurrence; negated matches (`! -d X`) are skipped. For reading rules that iptables-save printed.
+ */
+export function matchValue(args: Args, option: string): string | undefined {
+  const names = spellings(option);
+  for (let i = 0; i < args.length - 1; i++) {
+    if (names.includes(args[i]!) && args[i - 1] !== '!') return args[i + 1];
+  }
+  return undefined;
+}
+
 /** An entry rule's identity without its conditions: protocol, ports, target and comment. */
 export function entryKey(args: Args): string {
   const ports = valueOf(args, '--dports', '--destination-ports') ?? '';

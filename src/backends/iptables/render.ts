@@ -36,7 +36,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../cni/errors.js';
-import { type Cidr, type Family, cidrText, hostPort } from '../../net/ip.js';
+import { type Cidr, type Family, addrPort, cidrText } from '../../net/ip.js';
 import type { FamilyPlan, Plan } from '../../portmap/plan.js';
 
 export const TOP_DNAT = 'CNI-HOSTPORT-DNAT';
@@ -45,6 +45,10 @@ export const MASQ = 'CNI-HOSTPORT-MASQ';
 /** The reference's SNAT chain before v0.7: only torn down. */
 export const OLD_TOP_SNAT = 'CNI-HOSTPORT-SNAT';
 export const KUBE_SERVICES = 'KUBE-SERVICES';
+/** The per-attachment DNAT chains: DNAT_CHAIN_PREFIX + hash (see chainName). */
+export const DNAT_CHAIN_PREFIX = 'CNI-DN-';
+/** The priority of iptables' nat hooks (NF_IP_PRI_NAT_DST): the nat table runs there, whatever the flavour. */
+export const NAT_HOOK_PRIORITY = -100;
 /** iptables' multiport match takes at most 15 ports. */
 export const MULTIPORT_MAX = 15;
 /** iptables refuses a comment longer than this. */
@@ -179,7 +183,7 @@ export function dnatRules(plan: Plan, fp: FamilyPlan): Args[] {
       out.push([...base, '-s', fp.masquerade === 'all' ? anyAddress(fp.family) : podSource(fp.pod), '-j', mark]);
     }
     if (fp.localhost) out.push([...base, '-s', '127.0.0.1', '-j', mark]);
-    out.push([...base, '-j', 'DNAT', '--to-destination', hostPort(fp.pod.address, f.containerPort)]);
+    out.push([...base, '-j', 'DNAT', '--to-destination', addrPort(fp.pod.address, f.containerPort)]);
   }
   return out;
 }

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { type Cidr, ipFamily, parseCidr } from '../../net/ip.js';
 import { type Element, type Expr, FAMILY, TABLE } from './json.js';
 
 /** Our table as read back with `nft -j list table inet cni_portmap`. */
@@ -61,6 +62,22 @@ export function unwrap(entry: unknown): { key: unknown; comment?: string } {
     return e.comment === undefined ? { key: e.val } : { key: e.val, comment: e.comment };
   }
   return { key: entry };
+}
+
+/**
+ * The prefix an interval-set key stands for: `{prefix: {addr, len}}`, or a bare address (nft lists a
+ * one-address interval that way, as a /32 or /128). Undefined for anything else.
+ */
+export function keyPrefix(key: unknown): Cidr | undefined {
+  const p = (key as { prefix?: { addr?: unknown; len?: unknown } } | null)?.prefix;
+  let text: string | undefined;
+  if (typeof key === 'string') text = key.includes('/') ? key : `${key}/${ipFamily(key) === 6 ? 128 : 32}`;
+  else if (typeof p?.addr === 'string' && typeof p.len === 'number') text = `${p.addr}/${p.len}`;
+  try {
+    return text === undefined ? undefined : parseCidr(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Parses the JSON listing of our table (pure). Throws when the output does not have the expected shape. */

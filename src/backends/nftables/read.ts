@@ -10,6 +10,15 @@ import type { Expr } from './json.js';
 import { type TableState, elementIndex } from './parse.js';
 import { mapNames } from './render.js';
 
+/** The reference plugin's nft backend: tables `ip cni_hostport` and `ip6 cni_hostport`. */
+export const REFERENCE_TABLE = 'cni_hostport';
+/** Its chain with one DNAT rule per mapping, comment = container id. */
+export const REFERENCE_HOSTPORTS_CHAIN = 'hostports';
+/** The chains that hold its DNAT rules (hostip_hostports: mappings with a hostIP, before its v1.9). */
+export const REFERENCE_DNAT_CHAINS: readonly string[] = [REFERENCE_HOSTPORTS_CHAIN, 'hostip_hostports'];
+/** Its chain with the masquerade rules (`ip saddr 127.0.0.1 ip daddr <pod>`: localhost forwarding). */
+export const REFERENCE_MASQ_CHAIN = 'masquerading';
+
 /** What one DNAT rule forwards: `[ip daddr X] <proto> dport N ... dnat to A[:P]`. */
 export interface DnatRule {
   hostIP?: string;
