@@ -1,6 +1,7 @@
 /** What `list` and `doctor` know about the node once gather.ts has read it (types and pure helpers). */
 import type { Family } from '../net/ip.js';
-import { type Flavour, type NatTable, type ServicePort, iptablesRows } from './iptables.js';
+import type { FlavourName } from '../backends/iptables/flavour.js';
+import { type NatTable, type ServicePort, iptablesRows } from './iptables.js';
 import type { Ruleset } from './nft.js';
 import type { ListRow } from './rows.js';
 
@@ -8,7 +9,7 @@ export const TOOLS = ['nft', 'iptables', 'conntrack', 'ss', 'ip'] as const;
 export type Tool = (typeof TOOLS)[number];
 
 export interface IptSource {
-  flavour: Flavour;
+  flavour: FlavourName;
   family: Family;
   nat: NatTable;
 }
@@ -20,10 +21,13 @@ export interface Listener {
   process?: string;
 }
 
+/** route_localnet where a pod with localhost hostPorts is routed. */
 export interface LocalnetFact {
   podIP: string;
+  /** The interface the node routes the pod through; undefined: no route. */
   dev?: string;
-  value?: string;
+  /** route_localnet of that interface; undefined: unreadable. */
+  on?: boolean;
 }
 
 export interface ConfFile {
@@ -41,7 +45,9 @@ export interface Facts {
   /** Service ports from ipsets (ipvs mode). */
   ipsetServices: ServicePort[];
   listeners?: Listener[];
+  /** net.ipv4.ip_forward, as read ('0', '1') */
   ipForward?: string;
+  /** net.ipv6.conf.all.forwarding, as read */
   ip6Forward?: string;
   routeLocalnet: LocalnetFact[];
   cniConfDir?: string;
@@ -53,5 +59,6 @@ export interface Facts {
 
 /** All hostPort rows: ours and the reference's, nft and iptables (pure). */
 export function allRows(facts: Pick<Facts, 'ruleset' | 'iptables'>): ListRow[] {
-  return [...(facts.ruleset?.rows ?? []), ...facts.iptables.flatMap((s) => iptablesRows(s.nat, s.family, s.flavour))];
+  const ipt = facts.iptables.flatMap((s) => iptablesRows(s.nat, s.family, s.flavour));
+  return [...(facts.ruleset?.rows ?? []), ...ipt];
 }

@@ -1,4 +1,8 @@
-/** Plain-text table printing for the operator commands (pure). */
+/** Plain text for the operator commands: lines of tool output in, tables and paragraphs out (pure). */
+
+/** The non-empty lines of a tool's output, trimmed. */
+export const lines = (text: string | undefined): string[] =>
+  (text ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
 
 /** Left-aligned columns separated by two spaces; the header is printed as given. */
 export function table(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
@@ -7,9 +11,6 @@ export function table(headers: readonly string[], rows: ReadonlyArray<readonly s
     cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
-
-/** addr:port with brackets for IPv6. */
-export const addrPort = (addr: string, port: number | string): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
 
 /** Short container id for tables (full ids go to --json). */
 export const shortId = (id: string | undefined, n = 16): string => (id === undefined ? '-' : id.length > n ? `${id.slice(0, n - 1)}…` : id);

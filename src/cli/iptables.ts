@@ -1,28 +1,30 @@
 /**
- * Pure reading of `iptables-save -t nat` text: the reference plugin's hostPort chains (CNI-HOSTPORT-DNAT,
- * CNI-DN-*), kube-proxy's Service chains (KUBE-SERVICES, KUBE-NODEPORTS) and the order of the jumps in
- * PREROUTING/OUTPUT. Nothing here runs a process.
+ * Pure reading of `iptables-save -t nat` text: the hostPort chains (CNI-HOSTPORT-DNAT, CNI-DN-*) of
+ * the reference plugin and of our iptables backend, kube-proxy's Service chains (KUBE-SERVICES,
+ * KUBE-NODEPORTS) and the order of the jumps in PREROUTING/OUTPUT. Nothing here runs a process.
+ * The rule vocabulary (tokens, options, targets, comments, chain names) is the iptables backend's.
  */
+import type { FlavourName } from '../backends/iptables/flavour.js';
+import { matchValue, tokenize } from '../backends/iptables/parse.js';
+import { type Args, KUBE_SERVICES, TOP_DNAT, isOwnMarker, parseEntryComment, targetOf } from '../backends/iptables/render.js';
 import type { Family } from '../net/ip.js';
-import { tokenize } from '../backends/iptables/parse.js';
-import { isOwnMarker } from '../backends/iptables/render.js';
-import { parseOwnerComment } from '../portmap/owner.js';
 import type { ListRow } from './rows.js';
 
-export type Flavour = 'nft' | 'legacy';
+/** kube-proxy's chain of NodePort rules, jumped to from KUBE-SERVICES. */
+export const KUBE_NODEPORTS = 'KUBE-NODEPORTS';
+/** The ipset of ClusterIPs that kube-proxy's ipvs mode matches in KUBE-SERVICES. */
+export const KUBE_CLUSTER_IP_SET = 'KUBE-CLUSTER-IP';
 
 export interface IptRule {
   chain: string;
   /** Position in its chain, from 0. */
   index: number;
-  args: string[];
+  args: Args;
 }
 
 export interface NatTable {
   chains: Map<string, IptRule[]>;
 }
-
-export { tokenize };
 
 /** Parses the `*nat` section of iptables-save output (other tables are ignored). */
 export function parseNat(text: string): NatTable {
@@ -50,18 +52,13 @@ export function parseNat(text: string): NatTable {
   return { chains };
 }
 
-/** The value after an option (`-p`, `--dport`, `--comment`, ...), or undefined. Negated options are skipped. */
-export function opt(rule: IptRule, ...names: string[]): string | undefined {
-  const a = rule.args;
-  for (let i = 0; i < a.length - 1; i++) {
-    if (names.includes(a[i]!) && a[i - 1] !== '!') return a[i + 1];
-  }
-  return undefined;
-}
-
-export const target = (rule: IptRule): string | undefined => opt(rule, '-j', '--jump', '-g', '--goto');
-
+const rulesOf = (nat: NatTable, chain: string): IptRule[] => nat.chains.get(chain) ?? [];
 const stripMask = (addr: string): string => addr.replace(/\/(32|128)$/, '');
+/** A number option (`--dport`), or undefined when absent or not a number. */
+const numberOf = (r: IptRule, option: string): number | undefined => {
+  const n = Number(matchValue(r.args, option) ?? Number.NaN);
+  return Number.isInteger(n) ? n : undefined;
+};
 
 /** `host:port`, `[v6]:port` -> address and port. */
 export function splitHostPort(text: string): { addr: string; port?: number } {
@@ -69,12 +66,6 @@ export function splitHostPort(text: string): { addr: string; port?: number } {
   if (v6) return { addr: v6[1]!, ...(v6[2] ? { port: Number(v6[2]) } : {}) };
   const m = /^([^:]+)(?::(\d+))?/.exec(text);
   return { addr: m?.[1] ?? text, ...(m?.[2] ? { port: Number(m[2]) } : {}) };
-}
-
-/** `dnat name: "<net>" id: "<id>"` -> network and container id. */
-export function parseDnatComment(comment: string | undefined): { network?: string; containerID?: string } {
-  const m = /dnat name: "([^"]*)" id: "([^"]*)"/.exec(comment ?? '');
-  return m ? { network: m[1]!, containerID: m[2]! } : {};
 }
 
 /** Expands `8080,8081,9000:9002` (multiport) into numbers. */
@@ -93,10 +84,9 @@ export interface DnChain {
   chain: string;
   /** Position of the first jump to it in CNI-HOSTPORT-DNAT (earlier wins). */
   order: number;
-  comment?: string;
   network?: string;
   containerID?: string;
-  /** Ours when the chain starts with our marker rule (OWN_MARKER), else the reference plugin's. */
+  /** Ours when the chain holds our marker rule (OWN_MARKER), else the reference plugin's. */
   origin: 'portmap-ts' | 'reference';
   /** `-d <cidr> -j RETURN` rules of the chain (serviceCIDRs) */
   excludes: string[];
@@ -107,61 +97,70 @@ export interface DnChain {
   hasConditions: boolean;
 }
 
+/** The options an entry rule of the layout has; any other word is a condition (conditionsV4/V6). */
+const ENTRY_OPTIONS = new Set([
+  '-p', '--protocol', '-m', '--comment', '--dports', '--destination-ports', '--dport', '--destination-port', '-j',
+]);
+
+/** The network and container of an entry rule's comment (none when it was cut short). */
+function ownerOf(comment: string | undefined): Pick<DnChain, 'network' | 'containerID'> {
+  const entry = parseEntryComment(comment);
+  return entry && !entry.truncated ? { network: entry.network, containerID: entry.containerID } : {};
+}
+
 /** The CNI-DN-* chains reached from CNI-HOSTPORT-DNAT, in jump order. */
 export function dnChains(nat: NatTable): DnChain[] {
   const out = new Map<string, DnChain>();
-  for (const r of nat.chains.get('CNI-HOSTPORT-DNAT') ?? []) {
-    const chain = target(r);
+  for (const r of rulesOf(nat, TOP_DNAT)) {
+    const chain = targetOf(r.args);
     if (!chain) continue;
-    const comment = opt(r, '--comment');
-    const owner = parseOwnerComment(comment);
     const dn: DnChain = out.get(chain) ?? {
       chain,
       order: r.index,
-      ...(comment !== undefined ? { comment } : {}),
-      ...parseDnatComment(comment),
-      ...(owner?.network ? { network: owner.network, containerID: owner.containerID! } : {}),
-      origin: owner ? 'portmap-ts' : 'reference',
+      ...ownerOf(matchValue(r.args, '--comment')),
+      origin: 'reference',
       excludes: [],
       entryPorts: new Map(),
       localhost: false,
       hasConditions: false,
     };
-    const proto = opt(r, '-p', '--protocol') ?? 'all';
-    const ports = [...expandPorts(opt(r, '--dports', '--destination-ports')), ...expandPorts(opt(r, '--dport', '--destination-port'))];
+    const proto = matchValue(r.args, '-p') ?? 'all';
+    const ports = [...expandPorts(matchValue(r.args, '--dports')), ...expandPorts(matchValue(r.args, '--dport'))];
     dn.entryPorts.set(proto, [...(dn.entryPorts.get(proto) ?? []), ...ports]);
-    const known = new Set(['-p', '--protocol', '-m', '--comment', '--dports', '--destination-ports', '--dport', '--destination-port', '-j']);
-    const words = r.args.filter((w, i) => !known.has(w) && !known.has(r.args[i - 1] ?? ''));
+    const words = r.args.filter((w, i) => !ENTRY_OPTIONS.has(w) && !ENTRY_OPTIONS.has(r.args[i - 1] ?? ''));
     if (words.length > 0) dn.hasConditions = true;
     out.set(chain, dn);
   }
   for (const dn of out.values()) {
-    const rules = nat.chains.get(dn.chain) ?? [];
-    dn.localhost = rules.some((r) => opt(r, '-s', '--source') === '127.0.0.1/32');
+    const rules = rulesOf(nat, dn.chain);
+    dn.localhost = rules.some((r) => matchValue(r.args, '-s') === '127.0.0.1/32');
     if (rules.some((r) => isOwnMarker(r.args))) dn.origin = 'portmap-ts';
-    dn.excludes = rules.filter((r) => target(r) === 'RETURN' && opt(r, '-d', '--destination')).map((r) => opt(r, '-d', '--destination')!);
+    dn.excludes = rules.flatMap((r) => {
+      const d = targetOf(r.args) === 'RETURN' ? matchValue(r.args, '-d') : undefined;
+      return d ? [d] : [];
+    });
   }
   return [...out.values()].sort((a, b) => a.order - b.order);
 }
 
 /** Every DNAT of the CNI-DN-* chains, in the order the kernel tries them. */
-export function iptablesRows(nat: NatTable, family: Family, flavour: Flavour): ListRow[] {
+export function iptablesRows(nat: NatTable, family: Family, flavour: FlavourName): ListRow[] {
   const rows: ListRow[] = [];
   for (const dn of dnChains(nat)) {
-    for (const r of nat.chains.get(dn.chain) ?? []) {
-      if (target(r) !== 'DNAT') continue;
-      const to = opt(r, '--to-destination');
-      const protocol = opt(r, '-p', '--protocol');
-      const hostPort = Number(opt(r, '--dport', '--destination-port'));
-      if (!to || !protocol || !Number.isInteger(hostPort)) continue;
+    for (const r of rulesOf(nat, dn.chain)) {
+      if (targetOf(r.args) !== 'DNAT') continue;
+      const to = matchValue(r.args, '--to-destination');
+      const protocol = matchValue(r.args, '-p');
+      const hostPort = numberOf(r, '--dport');
+      if (!to || !protocol || hostPort === undefined) continue;
       // The entry rule must send this port here; otherwise the DNAT is dead code.
       if (!(dn.entryPorts.get(protocol) ?? []).includes(hostPort)) continue;
       const { addr, port } = splitHostPort(to);
-      const d = opt(r, '-d', '--destination');
+      const d = matchValue(r.args, '-d');
       rows.push({
         backend: 'iptables',
         origin: dn.origin,
-        source: `iptables-${flavour}`,
+        source: { kind: 'iptables', flavour },
         family,
         protocol,
         ...(d ? { hostIP: stripMask(d) } : {}),
@@ -182,7 +181,7 @@ export function iptablesRows(nat: NatTable, family: Family, flavour: Flavour): L
 
 /** Position of the first jump to `chainName` in `from` (e.g. PREROUTING), or undefined. */
 export function jumpIndex(nat: NatTable, from: string, chainName: string): number | undefined {
-  return (nat.chains.get(from) ?? []).find((r) => target(r) === chainName)?.index;
+  return rulesOf(nat, from).find((r) => targetOf(r.args) === chainName)?.index;
 }
 
 export interface ServicePort {
@@ -201,33 +200,37 @@ export interface ServicePort {
 }
 
 /** kube-proxy iptables-mode Services: `KUBE-SERVICES -d <ip>/32 -p tcp --dport N`, `KUBE-NODEPORTS --dport N`. */
-export function kubeServices(nat: NatTable, flavour: Flavour, family?: Family): ServicePort[] {
+export function kubeServices(nat: NatTable, flavour: FlavourName, family?: Family): ServicePort[] {
   const out: ServicePort[] = [];
-  const source = `iptables-${flavour}`;
+  const base = { mode: 'iptables' as const, source: `iptables-${flavour}` };
+  const extra = (r: IptRule) => {
+    const name = matchValue(r.args, '--comment');
+    return { ...(name ? { name } : {}), ...(family ? { family } : {}) };
+  };
   // Chains nothing jumps to are leftovers: they translate nothing.
-  if (jumpIndex(nat, 'PREROUTING', 'KUBE-SERVICES') === undefined && jumpIndex(nat, 'OUTPUT', 'KUBE-SERVICES') === undefined) return out;
-  const nodePortsLive = (nat.chains.get('KUBE-SERVICES') ?? []).some((r) => target(r) === 'KUBE-NODEPORTS');
-  for (const r of nat.chains.get('KUBE-SERVICES') ?? []) {
-    const d = opt(r, '-d', '--destination');
-    const protocol = opt(r, '-p', '--protocol');
-    const port = Number(opt(r, '--dport', '--destination-port'));
-    if (!d || !protocol || !Number.isInteger(port)) continue;
-    const name = opt(r, '--comment');
-    out.push({ kind: 'clusterIP', address: stripMask(d), protocol, port, mode: 'iptables', source, ...(name ? { name } : {}), ...(family ? { family } : {}) });
+  const jumped = ['PREROUTING', 'OUTPUT'].some((from) => jumpIndex(nat, from, KUBE_SERVICES) !== undefined);
+  if (!jumped) return out;
+  const services = rulesOf(nat, KUBE_SERVICES);
+  for (const r of services) {
+    const d = matchValue(r.args, '-d');
+    const protocol = matchValue(r.args, '-p');
+    const port = numberOf(r, '--dport');
+    if (!d || !protocol || port === undefined) continue;
+    out.push({ kind: 'clusterIP', address: stripMask(d), protocol, port, ...base, ...extra(r) });
   }
-  for (const r of nodePortsLive ? (nat.chains.get('KUBE-NODEPORTS') ?? []) : []) {
-    const protocol = opt(r, '-p', '--protocol');
-    const port = Number(opt(r, '--dport', '--destination-port'));
-    if (!protocol || !Number.isInteger(port)) continue;
-    const name = opt(r, '--comment');
-    out.push({ kind: 'nodePort', protocol, port, mode: 'iptables', source, ...(name ? { name } : {}), ...(family ? { family } : {}) });
+  const nodePortsLive = services.some((r) => targetOf(r.args) === KUBE_NODEPORTS);
+  for (const r of nodePortsLive ? rulesOf(nat, KUBE_NODEPORTS) : []) {
+    const protocol = matchValue(r.args, '-p');
+    const port = numberOf(r, '--dport');
+    if (!protocol || port === undefined) continue;
+    out.push({ kind: 'nodePort', protocol, port, ...base, ...extra(r) });
   }
   return out;
 }
 
 /** Whether the table holds kube-proxy rules at all. */
-export const hasKubeProxy = (nat: NatTable): boolean => nat.chains.has('KUBE-SERVICES');
+export const hasKubeProxy = (nat: NatTable): boolean => nat.chains.has(KUBE_SERVICES);
 
 /** ipvs mode leaves `-m set --match-set KUBE-CLUSTER-IP` rules in KUBE-SERVICES. */
 export const isIpvsMode = (nat: NatTable): boolean =>
-  (nat.chains.get('KUBE-SERVICES') ?? []).some((r) => opt(r, '--match-set') === 'KUBE-CLUSTER-IP');
+  rulesOf(nat, KUBE_SERVICES).some((r) => matchValue(r.args, '--match-set') === KUBE_CLUSTER_IP_SET);

@@ -1,8 +1,9 @@
 /** `portmap list`: every hostPort forward of this node, read live from the kernel. */
 import { allRows } from './facts.js';
 import { emptyFacts, gatherRules } from './gather.js';
-import { addrPort, shortId, table } from './format.js';
-import type { ListRow } from './rows.js';
+import { addrPort } from '../net/ip.js';
+import { shortId, table } from './format.js';
+import { type ListRow, rowJson, sourceLabel } from './rows.js';
 
 /** Stable order: protocol, port, family, host address. */
 export function sortRows(rows: readonly ListRow[]): ListRow[] {
@@ -12,12 +13,13 @@ export function sortRows(rows: readonly ListRow[]): ListRow[] {
       String(a.protocol).localeCompare(String(b.protocol)) ||
       a.family - b.family ||
       (a.hostIP ?? '').localeCompare(b.hostIP ?? '') ||
-      a.source.localeCompare(b.source),
+      sourceLabel(a.source).localeCompare(sourceLabel(b.source)),
   );
 }
 
+/** The BACKEND column: nftables, iptables-nft or iptables-legacy; the reference plugin's marked. */
 const backendLabel = (r: ListRow): string => {
-  const base = r.source.startsWith('iptables') ? r.source : 'nftables';
+  const base = r.source.kind === 'iptables' ? sourceLabel(r.source) : 'nftables';
   return r.origin === 'reference' ? `${base} (reference plugin)` : base;
 };
 
@@ -56,7 +58,7 @@ export async function runList(opts: ListOptions, write: (s: string) => void, war
   await gatherRules(facts);
   const rows = sortRows(allRows(facts));
   if (opts.json) {
-    write(`${JSON.stringify({ mappings: rows, errors: facts.errors }, null, 2)}\n`);
+    write(`${JSON.stringify({ mappings: rows.map(rowJson), errors: facts.errors }, null, 2)}\n`);
   } else {
     write(formatRows(rows));
     for (const e of facts.errors) warn(`warning: ${e}\n`);

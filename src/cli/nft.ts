@@ -1,14 +1,26 @@
 /**
  * Pure reading of `nft -j list ruleset`: our table (inet cni_portmap), the reference plugin's
  * `cni_hostport` tables, kube-proxy's nftables-mode tables and every NAT base chain with its priority.
+ * The nft vocabulary (listing schema, our map names, DNAT decoding) is the nftables backend's.
  */
-import { decodeDnatRule, forwardRows } from '../backends/nftables/read.js';
 import { FAMILY, TABLE } from '../backends/nftables/json.js';
-import { type TableState, nftListing, parseTable, unwrap } from '../backends/nftables/parse.js';
+import { type TableState, keyPrefix, nftListing, parseTable, unwrap } from '../backends/nftables/parse.js';
+import {
+  REFERENCE_DNAT_CHAINS,
+  REFERENCE_MASQ_CHAIN,
+  REFERENCE_TABLE,
+  decodeDnatRule,
+  forwardRows,
+} from '../backends/nftables/read.js';
 import { mapNames } from '../backends/nftables/render.js';
-import type { Family } from '../net/ip.js';
+import { type Family, cidrText } from '../net/ip.js';
 import type { ServicePort } from './iptables.js';
-import type { ListRow } from './rows.js';
+import { type ListRow, OUR_TABLE } from './rows.js';
+
+/** kube-proxy's nftables mode: tables `ip kube-proxy` and `ip6 kube-proxy`, and their Service maps. */
+export const KUBE_PROXY_TABLE = 'kube-proxy';
+const SERVICE_IPS = 'service-ips';
+const SERVICE_NODEPORTS = 'service-nodeports';
 
 export interface NatBaseChain {
   family: string;
@@ -21,7 +33,7 @@ export interface NatBaseChain {
 export interface Ruleset {
   /** Our table, when present. */
   ours?: TableState;
-  /** Priority of our prerouting chain (-100: afterServices off, -90: on). */
+  /** Priority of our prerouting chain (PRIORITY_DEFAULT, or PRIORITY_AFTER_SERVICES). */
   ourPriority?: number;
   /** Our servicecidrs sets, as "addr/len". */
   serviceCidrs: string[];
@@ -34,90 +46,109 @@ export interface Ruleset {
   tables: string[];
 }
 
+type Listing = ReturnType<typeof nftListing.parse>['nftables'];
+
 interface MatchExpr {
-  match?: { op?: string; left?: { payload?: { protocol?: string; field?: string }; meta?: { key?: string } }; right?: unknown };
+  match?: { left?: { payload?: { field?: string } }; right?: unknown };
 }
 
-function prefixText(key: unknown): string | undefined {
-  if (typeof key === 'string') return key.includes('/') ? key : `${key}/${key.includes(':') ? 128 : 32}`;
-  const p = (key as { prefix?: { addr?: string; len?: number } })?.prefix;
-  if (p?.addr !== undefined && p.len !== undefined) return `${p.addr}/${p.len}`;
-  return undefined;
+const familyOf = (nftFamily: string): Family => (nftFamily === 'ip6' ? 6 : 4);
+
+/** Our table's rows (with localhost from the snat4 set) and servicecidrs prefixes. */
+function readOurs(json: string, out: Ruleset): void {
+  const ours = parseTable(json);
+  out.ours = ours;
+  const prio = ours.chains.get('prerouting')?.prio;
+  if (prio !== undefined) out.ourPriority = prio;
+  const snat4 = new Set(ours.elements.filter((e) => e.set === mapNames(4).snat).map((e) => String(e.key)));
+  for (const r of forwardRows(ours)) {
+    out.rows.push({ ...r, source: OUR_TABLE, localhost: r.family === 4 && snat4.has(r.podIP) });
+  }
+  for (const f of [4, 6] as const) {
+    for (const e of ours.elements.filter((x) => x.set === mapNames(f).servicecidrs)) {
+      const prefix = keyPrefix(e.key);
+      if (prefix) out.serviceCidrs.push(cidrText(prefix));
+    }
+  }
 }
 
+/** kube-proxy's Service maps: `addr . proto . port : verdict` and `proto . port : verdict`. */
+function readKubeProxyMap(map: NonNullable<Listing[number]['map']>, out: Ruleset): void {
+  if (map.table !== KUBE_PROXY_TABLE || (map.name !== SERVICE_IPS && map.name !== SERVICE_NODEPORTS)) return;
+  const where = { mode: 'nftables' as const, source: `nft ${map.family} ${KUBE_PROXY_TABLE}`, family: familyOf(map.family) };
+  for (const entry of map.elem ?? []) {
+    const [k, verdict] = Array.isArray(entry) ? entry : [entry, undefined];
+    const { key, comment } = unwrap(k);
+    const parts = ((key as { concat?: unknown[] })?.concat ?? []) as unknown[];
+    const name = comment ?? JSON.stringify(verdict ?? '').match(/-(\w+\/[^"]+)/)?.[1];
+    const named = name ? { name } : {};
+    if (map.name === SERVICE_IPS && parts.length === 3) {
+      const [address, protocol, port] = parts;
+      out.services.push({
+        kind: 'clusterIP', address: String(address), protocol: String(protocol), port: Number(port), ...where, ...named,
+      });
+    }
+    if (map.name === SERVICE_NODEPORTS && parts.length === 2) {
+      const [protocol, port] = parts;
+      out.services.push({ kind: 'nodePort', protocol: String(protocol), port: Number(port), ...where, ...named });
+    }
+  }
+}
+
+/** The pods the reference's masquerade chain forwards 127.0.0.1 to (`ip saddr 127.0.0.1 ip daddr <pod>`). */
+function referenceLocalhost(doc: Listing): Set<string> {
+  const pods = new Set<string>();
+  for (const { rule: r } of doc) {
+    if (!r || r.table !== REFERENCE_TABLE || r.chain !== REFERENCE_MASQ_CHAIN) continue;
+    const fromLocalhost = r.expr.some((x) => {
+      const m = (x as MatchExpr).match;
+      return m?.left?.payload?.field === 'saddr' && m.right === '127.0.0.1';
+    });
+    // decodeDnatRule's hostIP is the last daddr match: here the pod.
+    const pod = decodeDnatRule(r.expr).hostIP;
+    if (fromLocalhost && pod) pods.add(pod);
+  }
+  return pods;
+}
+
+/** The reference's nft backend: one rule per mapping in hostports, comment = container id. */
+function readReference(doc: Listing, out: Ruleset): void {
+  const localhost = referenceLocalhost(doc);
+  for (const { rule: r } of doc) {
+    if (!r || r.table !== REFERENCE_TABLE || (r.family !== 'ip' && r.family !== 'ip6')) continue;
+    if (!REFERENCE_DNAT_CHAINS.includes(r.chain)) continue;
+    const d = decodeDnatRule(r.expr);
+    if (d.hostPort === undefined || d.podIP === undefined) continue;
+    const family = familyOf(r.family);
+    out.rows.push({
+      backend: 'nftables',
+      origin: 'reference',
+      source: { kind: 'nft', table: REFERENCE_TABLE, family: r.family },
+      family,
+      protocol: d.protocol ?? '?',
+      ...(d.hostIP ? { hostIP: d.hostIP } : {}),
+      hostPort: d.hostPort,
+      podIP: d.podIP,
+      containerPort: d.containerPort ?? d.hostPort,
+      ...(r.comment ? { containerID: r.comment } : {}),
+      localhost: family === 4 && localhost.has(d.podIP),
+    });
+  }
+}
 
 /** Parses `nft -j list ruleset` (pure). */
 export function parseRuleset(json: string): Ruleset {
-  const doc = nftListing.parse(JSON.parse(json));
+  const doc = nftListing.parse(JSON.parse(json)).nftables;
   const out: Ruleset = { serviceCidrs: [], rows: [], services: [], natChains: [], tables: [] };
-  const hasOurs = doc.nftables.some((o) => o.table?.family === FAMILY && o.table.name === TABLE);
-  if (hasOurs) {
-    out.ours = parseTable(json);
-    out.ourPriority = out.ours.chains.get('prerouting')?.prio;
-    const snat4 = new Set(out.ours.elements.filter((e) => e.set === mapNames(4).snat).map((e) => String(e.key)));
-    out.rows.push(
-      ...forwardRows(out.ours).map((r) => ({ ...r, source: `nft ${FAMILY} ${TABLE}`, localhost: r.family === 4 && snat4.has(r.podIP) })),
-    );
-    for (const f of [4, 6] as const) {
-      for (const e of out.ours.elements.filter((x) => x.set === mapNames(f).servicecidrs)) {
-        const t = prefixText(e.key);
-        if (t) out.serviceCidrs.push(t);
-      }
-    }
-  }
-  const refLocalhost = new Set<string>();
-  for (const o of doc.nftables) {
+  if (doc.some((o) => o.table?.family === FAMILY && o.table.name === TABLE)) readOurs(json, out);
+  for (const o of doc) {
     if (o.table) out.tables.push(`${o.table.family} ${o.table.name}`);
     const c = o.chain;
     if (c && c.type === 'nat' && (c.hook === 'prerouting' || c.hook === 'output') && c.prio !== undefined) {
       out.natChains.push({ family: c.family, table: c.table, name: c.name, hook: c.hook, prio: c.prio });
     }
-    const r = o.rule;
-    if (r && r.table === 'cni_hostport' && r.chain === 'masquerading') {
-      const rr = decodeDnatRule(r.expr ?? []);
-      const saddr = (r.expr ?? []).some((x) => {
-        const m = (x as MatchExpr).match;
-        return m?.left?.payload?.field === 'saddr' && m.right === '127.0.0.1';
-      });
-      if (saddr && rr.hostIP) refLocalhost.add(rr.hostIP);
-    }
-    const m = o.map;
-    if (m && m.table === 'kube-proxy' && (m.name === 'service-ips' || m.name === 'service-nodeports')) {
-      for (const entry of m.elem ?? []) {
-        const [k, verdict] = Array.isArray(entry) ? entry : [entry, undefined];
-        const { key: val, comment } = unwrap(k);
-        const parts = ((val as { concat?: unknown[] })?.concat ?? []) as unknown[];
-        const name = comment ?? (JSON.stringify(verdict ?? '').match(/-(\w+\/[^"]+)/)?.[1]);
-        if (m.name === 'service-ips' && parts.length === 3) {
-          out.services.push({ kind: 'clusterIP', address: String(parts[0]), protocol: String(parts[1]), port: Number(parts[2]), mode: 'nftables', source: `nft ${m.family} kube-proxy`, family: m.family === 'ip6' ? 6 : 4, ...(name ? { name } : {}) });
-        }
-        if (m.name === 'service-nodeports' && parts.length === 2) {
-          out.services.push({ kind: 'nodePort', protocol: String(parts[0]), port: Number(parts[1]), mode: 'nftables', source: `nft ${m.family} kube-proxy`, family: m.family === 'ip6' ? 6 : 4, ...(name ? { name } : {}) });
-        }
-      }
-    }
+    if (o.map) readKubeProxyMap(o.map, out);
   }
-  // The reference's nft backend: one rule per mapping in hostports (hostip_hostports before v1.9), comment = container id.
-  for (const o of doc.nftables) {
-    const r = o.rule;
-    if (!r || r.table !== 'cni_hostport' || (r.family !== 'ip' && r.family !== 'ip6')) continue;
-    if (r.chain !== 'hostports' && r.chain !== 'hostip_hostports') continue;
-    const rr = decodeDnatRule(r.expr ?? []);
-    if (rr.hostPort === undefined || rr.podIP === undefined) continue;
-    const family: Family = r.family === 'ip6' ? 6 : 4;
-    out.rows.push({
-      backend: 'nftables',
-      origin: 'reference',
-      source: `nft ${r.family} cni_hostport`,
-      family,
-      protocol: rr.protocol ?? '?',
-      ...(rr.hostIP ? { hostIP: rr.hostIP } : {}),
-      hostPort: rr.hostPort,
-      podIP: rr.podIP,
-      containerPort: rr.containerPort ?? rr.hostPort,
-      ...(r.comment ? { containerID: r.comment } : {}),
-      localhost: family === 4 && refLocalhost.has(rr.podIP),
-    });
-  }
+  readReference(doc, out);
   return out;
 }

@@ -1,9 +1,7 @@
 /** Processes listening on the node, from `ss -Hltunp` (pure). */
 import type { Listener } from './facts.js';
+import { lines } from './format.js';
 
-const lines = (text: string | undefined): string[] => (text ?? '').split('\n').map((l) => l.trim()).filter(Boolean);
-
-/** Parses `ss -Hltunp` (pure). */
 export function parseSs(text: string): Listener[] {
   const out: Listener[] = [];
   for (const line of lines(text)) {
@@ -13,11 +11,11 @@ export function parseSs(text: string): Listener[] {
     if (!netid || !local) continue;
     const i = local.lastIndexOf(':');
     const port = Number(local.slice(i + 1));
-    let address = local.slice(0, i).replace(/^\[|\]$/g, '').replace(/%.*$/, '');
-    if (address === '*') address = '*';
+    const address = local.slice(0, i).replace(/^\[|\]$/g, '').replace(/%.*$/, '');
     const proc = /users:\(\("([^"]+)",pid=(\d+)/.exec(rest.join(' '));
     if (!Number.isInteger(port)) continue;
-    out.push({ protocol: netid, address, port, ...(proc ? { process: `${proc[1]} (pid ${proc[2]})` } : {}) });
+    const process = proc ? { process: `${proc[1]} (pid ${proc[2]})` } : {};
+    out.push({ protocol: netid, address, port, ...process });
   }
   return out;
 }

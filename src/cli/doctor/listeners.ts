@@ -1,7 +1,6 @@
 /** A process listening on a host port that is DNATed. */
-import { ipFamily } from '../../net/ip.js';
+import { addrPort, ipFamily } from '../../net/ip.js';
 import type { Facts, Listener } from '../facts.js';
-import { addrPort } from '../format.js';
 import type { ListRow } from '../rows.js';
 import { describeRow, excludesOf, inCidrs, mapping } from './describe.js';
 import type { Finding } from './finding.js';

@@ -24,13 +24,13 @@ export function checkSysctls(facts: Facts, rows: readonly ListRow[]): Finding[] 
     });
   }
   for (const l of facts.routeLocalnet) {
-    if (l.value === '1') continue;
+    if (l.on === true) continue;
     const pods = rows.filter((r) => r.podIP === l.podIP && r.localhost).map((r) => `${r.protocol}/${r.hostPort}`);
     out.push({
       id: 'route-localnet-off',
       severity: 'warning',
       message: l.dev
-        ? `net.ipv4.conf.${l.dev}.route_localnet is ${l.value ?? 'unreadable'}: 127.0.0.1:${pods.join(', ')} on the node cannot reach pod ${l.podIP} (the kernel drops 127.0.0.0/8 packets routed to ${l.dev}).`
+        ? `net.ipv4.conf.${l.dev}.route_localnet is ${l.on === undefined ? 'unreadable' : '0'}: 127.0.0.1:${pods.join(', ')} on the node cannot reach pod ${l.podIP} (the kernel drops 127.0.0.0/8 packets routed to ${l.dev}).`
         : `No route to pod ${l.podIP}, which has localhost hostPorts (${pods.join(', ')}): the pod is gone or its network is broken.`,
       fix: l.dev
         ? `sysctl -w net.ipv4.conf.${l.dev}.route_localnet=1 (portmap sets it on ADD; a re-ADD of the pod restores it).`

@@ -1,6 +1,8 @@
 /** Reading iptables-save text: the CNI-DN chains, their rows, kube-proxy's Services and jump order. */
 import { describe, expect, it } from 'vitest';
-import { dnChains, expandPorts, isIpvsMode, iptablesRows, jumpIndex, kubeServices, parseNat, splitHostPort, tokenize } from '../../../src/cli/iptables.js';
+import { dnChains, expandPorts, isIpvsMode, iptablesRows, jumpIndex, kubeServices, parseNat, splitHostPort } from '../../../src/cli/iptables.js';
+import { sourceLabel } from '../../../src/cli/rows.js';
+import { tokenize } from '../../../src/backends/iptables/parse.js';
 import { REFERENCE_SAVE } from './fixtures.js';
 
 describe('iptables-save parsing', () => {
@@ -27,7 +29,7 @@ describe('iptables-save parsing', () => {
 
   it('turns DNAT rules into rows; an unreachable chain (no jump) is not a mapping', () => {
     const rows = iptablesRows(parseNat(REFERENCE_SAVE), 4, 'nft');
-    expect(rows.map((r) => `${r.protocol} ${r.hostIP ?? '*'}:${r.hostPort} -> ${r.podIP}:${r.containerPort} ${r.network}/${r.containerID} ${r.source}`)).toEqual([
+    expect(rows.map((r) => `${r.protocol} ${r.hostIP ?? '*'}:${r.hostPort} -> ${r.podIP}:${r.containerPort} ${r.network}/${r.containerID} ${sourceLabel(r.source)}`)).toEqual([
       'tcp *:8843 -> 10.88.0.4:443 podman/2d2b3521aa217 iptables-nft',
       'udp 192.168.1.10:5353 -> 10.88.0.5:53 mynet/container-1 iptables-nft',
       'tcp *:8843 -> 10.88.0.5:443 mynet/container-1 iptables-nft',

@@ -1,13 +1,14 @@
 /** Reading nft -j list ruleset: the reference's cni_hostport rules, kube-proxy's maps, NAT chain priorities. */
 import { describe, expect, it } from 'vitest';
 import { parseRuleset } from '../../../src/cli/nft.js';
+import { sourceLabel } from '../../../src/cli/rows.js';
 import { RULESET_JSON } from './fixtures.js';
 
 describe('nft ruleset parsing', () => {
   it('reads the reference cni_hostport rules, kube-proxy maps and NAT chain priorities', () => {
     const rs = parseRuleset(RULESET_JSON);
     expect(rs.ours).toBeUndefined();
-    expect(rs.rows.map((r) => `${r.protocol} ${r.hostIP ?? '*'}:${r.hostPort} -> ${r.podIP}:${r.containerPort} ${r.containerID} ${r.origin} ${r.source} localhost=${r.localhost}`)).toEqual([
+    expect(rs.rows.map((r) => `${r.protocol} ${r.hostIP ?? '*'}:${r.hostPort} -> ${r.podIP}:${r.containerPort} ${r.containerID} ${r.origin} ${sourceLabel(r.source)} localhost=${r.localhost}`)).toEqual([
       'tcp *:8080 -> 10.0.0.2:80 ctr-one reference nft ip cni_hostport localhost=true',
       'udp 192.168.0.2:5353 -> 10.0.0.3:53 ctr-two reference nft ip cni_hostport localhost=false',
     ]);

@@ -2,11 +2,11 @@
 import { diagnose } from '../../../../src/cli/doctor/checks.js';
 import type { Facts } from '../../../../src/cli/facts.js';
 import type { Ruleset } from '../../../../src/cli/nft.js';
-import type { ListRow } from '../../../../src/cli/rows.js';
+import { type ListRow, OUR_TABLE } from '../../../../src/cli/rows.js';
 
 /** One of our nft forwards: tcp/3306 to 10.244.0.5, localhost on. */
 export const ours = (over: Partial<ListRow> = {}): ListRow => ({
-  backend: 'nftables', origin: 'portmap-ts', source: 'nft inet cni_portmap', family: 4, protocol: 'tcp', hostPort: 3306,
+  backend: 'nftables', origin: 'portmap-ts', source: OUR_TABLE, family: 4, protocol: 'tcp', hostPort: 3306,
   podIP: '10.244.0.5', containerPort: 3306, network: 'net', containerID: 'db', ifname: 'eth0', localhost: true, ...over,
 });
 

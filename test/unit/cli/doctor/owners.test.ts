@@ -15,7 +15,7 @@ describe('doctor: owners', () => {
   });
 
   it('duplicate owners across tables: the lower priority wins, equal priorities are undefined', () => {
-    const ref = ours({ origin: 'reference', source: 'iptables-nft', backend: 'iptables', containerID: 'old', podIP: '10.244.0.9', chain: 'CNI-DN-x' });
+    const ref = ours({ origin: 'reference', source: { kind: 'iptables', flavour: 'nft' }, backend: 'iptables', containerID: 'old', podIP: '10.244.0.9', chain: 'CNI-DN-x' });
     expect(diagnose(facts({}, { rows: [ours(), ref], ourPriority: -100 }))[0]!.message).toMatch(/different tables at the same NAT priority \(-100\)/);
     // at -90 ours runs after iptables' -100: the reference chain wins
     const iptRows = facts({}, { rows: [ours()], ourPriority: -90 });

@@ -14,7 +14,7 @@ describe('doctor: services', () => {
     expect(ids(facts({ ipsetServices: [clusterIP] }, { rows: [ours({ hostIP: '192.0.2.1' })] }))).toEqual([]);
     expect(ids(facts({ ipsetServices: [clusterIP] }, { rows: [ours({ protocol: 'udp' })] }))).toEqual([]);
     // an iptables CNI-DN chain that RETURNs the Service CIDR first (our iptables backend's serviceCIDRs)
-    const dn = ours({ origin: 'reference', source: 'iptables-nft', backend: 'iptables', chain: 'CNI-DN-x' });
+    const dn = ours({ origin: 'reference', source: { kind: 'iptables', flavour: 'nft' }, backend: 'iptables', chain: 'CNI-DN-x' });
     expect(ids(facts({ ipsetServices: [clusterIP] }, { rows: [dn] }))).toEqual(['service-port-captured']);
     expect(ids(facts({ ipsetServices: [clusterIP] }, { rows: [{ ...dn, excludes: ['10.96.0.0/12'] }] }))).toEqual([]);
   });
