@@ -26,6 +26,8 @@ Operator commands (no CNI_COMMAND; run as root, in the node's network namespace)
 Environment: PORTMAP_LOG=debug for debug logs on stderr, PORTMAP_LOG_FILE=<path> to also append them to a file.
 `;
 
+const PROTOCOLS = `CNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}`;
+
 const out = (s: string): void => {
   process.stdout.write(s);
 };
@@ -39,13 +41,15 @@ interface Parsed {
   bad?: string;
 }
 
+const CONF_DIR_OPTION = '--cni-conf-dir';
+
 function parseOptions(args: readonly string[], allowConfDir: boolean): Parsed {
   const p: Parsed = { json: false, cniConfDir: DEFAULT_CNI_CONF_DIR };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--json' || a === '-j') p.json = true;
-    else if (allowConfDir && a === '--cni-conf-dir' && args[i + 1] !== undefined) p.cniConfDir = args[++i]!;
-    else if (allowConfDir && a.startsWith('--cni-conf-dir=')) p.cniConfDir = a.slice('--cni-conf-dir='.length);
+    else if (allowConfDir && a === CONF_DIR_OPTION && args[i + 1] !== undefined) p.cniConfDir = args[++i]!;
+    else if (allowConfDir && a.startsWith(`${CONF_DIR_OPTION}=`)) p.cniConfDir = a.slice(CONF_DIR_OPTION.length + 1);
     else return { ...p, bad: a };
   }
   return p;
@@ -60,15 +64,15 @@ function rootNote(): void {
 export async function runCli(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined) {
-    process.stderr.write(`CNI plugin portmap ${VERSION}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n(run "portmap --help" for operator commands)\n`);
+    err(`CNI plugin portmap ${VERSION}\n${PROTOCOLS}\n(run "portmap --help" for operator commands)\n`);
     return 0;
   }
   if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(HELP);
+    out(HELP);
     return 0;
   }
   if (cmd === '--version' || cmd === 'version') {
-    process.stdout.write(`portmap ${VERSION}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+    out(`portmap ${VERSION}\n${PROTOCOLS}\n`);
     return 0;
   }
   if (cmd === 'list' || cmd === 'doctor') {
@@ -85,6 +89,6 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     const { runDoctor } = await import('./doctor/run.js');
     return runDoctor(opts, out);
   }
-  process.stderr.write(`portmap: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
+  err(`portmap: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
   return 2;
 }

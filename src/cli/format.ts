@@ -13,18 +13,19 @@ export function table(headers: readonly string[], rows: ReadonlyArray<readonly s
 }
 
 /** Short container id for tables (full ids go to --json). */
-export const shortId = (id: string | undefined, n = 16): string => (id === undefined ? '-' : id.length > n ? `${id.slice(0, n - 1)}…` : id);
+export const shortId = (id: string | undefined, n = 16): string =>
+  id === undefined ? '-' : id.length > n ? `${id.slice(0, n - 1)}…` : id;
 
-/** Indents continuation lines of a wrapped paragraph. */
+/** Wraps a paragraph at `width`: the first line keeps the text's own indentation, the others get `indent`. */
 export function wrap(text: string, width = 100, indent = '    '): string {
   const out: string[] = [];
-  let line = '';
-  for (const word of text.split(/\s+/)) {
-    if (line && line.length + 1 + word.length > width) {
+  let line = /^\s*/.exec(text)![0];
+  for (const word of text.trim().split(/\s+/)) {
+    if (line.trim() && line.length + 1 + word.length > width) {
       out.push(line);
       line = indent + word;
-    } else line = line ? `${line} ${word}` : word;
+    } else line = line.trim() ? `${line} ${word}` : line + word;
   }
-  if (line) out.push(line);
+  if (line.trim()) out.push(line);
   return out.join('\n');
 }

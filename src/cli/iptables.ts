@@ -6,7 +6,14 @@
  */
 import type { FlavourName } from '../backends/iptables/flavour.js';
 import { matchValue, tokenize } from '../backends/iptables/parse.js';
-import { type Args, KUBE_SERVICES, TOP_DNAT, isOwnMarker, parseEntryComment, targetOf } from '../backends/iptables/render.js';
+import {
+  type Args,
+  KUBE_SERVICES,
+  TOP_DNAT,
+  isOwnMarker,
+  parseEntryComment,
+  targetOf,
+} from '../backends/iptables/render.js';
 import type { Family } from '../net/ip.js';
 import type { ListRow } from './rows.js';
 

@@ -23,6 +23,8 @@ const backendLabel = (r: ListRow): string => {
   return r.origin === 'reference' ? `${base} (reference plugin)` : base;
 };
 
+const HEADERS = ['PROTO', 'HOST ADDRESS', 'PORT', '', 'CONTAINER', 'NETWORK', 'CONTAINER ID', 'IF', 'BACKEND'];
+
 /** The human table (pure). */
 export function formatRows(rows: readonly ListRow[]): string {
   if (rows.length === 0) return 'No hostPort mappings on this node.\n';
@@ -37,7 +39,7 @@ export function formatRows(rows: readonly ListRow[]): string {
     r.ifname ?? '-',
     backendLabel(r) + (r.conditional ? ' [conditions]' : ''),
   ]);
-  const out = table(['PROTO', 'HOST ADDRESS', 'PORT', '', 'CONTAINER', 'NETWORK', 'CONTAINER ID', 'IF', 'BACKEND'], body);
+  const out = table(HEADERS, body);
   const notes = [
     ...(rows.some((r) => !r.hostIP && r.family === 4) ? ['"*": every local IPv4 address'] : []),
     ...(rows.some((r) => !r.hostIP && r.family === 6) ? ['"*6": every local IPv6 address'] : []),
@@ -50,7 +52,12 @@ export interface ListOptions {
   json: boolean;
 }
 
-export async function runList(opts: ListOptions, write: (s: string) => void, warn: (s: string) => void): Promise<number> {
+/** Exit status 1 when nothing could be read, else 0. */
+export async function runList(
+  opts: ListOptions,
+  write: (s: string) => void,
+  warn: (s: string) => void,
+): Promise<number> {
   const facts = emptyFacts();
   if (!facts.tools.nft && !facts.tools.iptables) {
     warn('portmap list: neither nft nor iptables is installed (apt-get install nftables iptables)\n');

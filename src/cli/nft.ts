@@ -75,7 +75,8 @@ function readOurs(json: string, out: Ruleset): void {
 /** kube-proxy's Service maps: `addr . proto . port : verdict` and `proto . port : verdict`. */
 function readKubeProxyMap(map: NonNullable<Listing[number]['map']>, out: Ruleset): void {
   if (map.table !== KUBE_PROXY_TABLE || (map.name !== SERVICE_IPS && map.name !== SERVICE_NODEPORTS)) return;
-  const where = { mode: 'nftables' as const, source: `nft ${map.family} ${KUBE_PROXY_TABLE}`, family: familyOf(map.family) };
+  const source = `nft ${map.family} ${KUBE_PROXY_TABLE}`;
+  const where = { mode: 'nftables' as const, source, family: familyOf(map.family) };
   for (const entry of map.elem ?? []) {
     const [k, verdict] = Array.isArray(entry) ? entry : [entry, undefined];
     const { key, comment } = unwrap(k);
@@ -84,9 +85,8 @@ function readKubeProxyMap(map: NonNullable<Listing[number]['map']>, out: Ruleset
     const named = name ? { name } : {};
     if (map.name === SERVICE_IPS && parts.length === 3) {
       const [address, protocol, port] = parts;
-      out.services.push({
-        kind: 'clusterIP', address: String(address), protocol: String(protocol), port: Number(port), ...where, ...named,
-      });
+      const clusterIP = { address: String(address), protocol: String(protocol), port: Number(port) };
+      out.services.push({ kind: 'clusterIP', ...clusterIP, ...where, ...named });
     }
     if (map.name === SERVICE_NODEPORTS && parts.length === 2) {
       const [protocol, port] = parts;

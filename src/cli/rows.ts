@@ -35,4 +35,5 @@ export interface ListRow extends ForwardRow {
 }
 
 /** A row as `portmap list --json` prints it: the source as its label. */
-export const rowJson = (r: ListRow): Omit<ListRow, 'source'> & { source: string } => ({ ...r, source: sourceLabel(r.source) });
+export const rowJson = (r: ListRow): Omit<ListRow, 'source'> & { source: string } =>
+  ({ ...r, source: sourceLabel(r.source) });

@@ -2,6 +2,8 @@
 import type { Facts } from '../facts.js';
 import type { Finding } from './finding.js';
 
+const CAPABILITY = '"capabilities": {"portMappings": true}';
+
 interface PluginConf {
   type?: unknown;
   capabilities?: { portMappings?: unknown };
@@ -17,7 +19,13 @@ export function checkConflists(facts: Facts): Finding[] {
       doc = JSON.parse(f.text) as typeof doc;
     } catch (err) {
       if (/portmap/.test(f.text)) {
-        out.push({ id: 'conflist-invalid', severity: 'warning', message: `${f.file} mentions portmap but is not valid JSON (${(err as Error).message}): the runtime ignores it.`, fix: `Repair the JSON (python3 -m json.tool ${f.file} shows where it breaks).` });
+        out.push({
+          id: 'conflist-invalid',
+          severity: 'warning',
+          message: `${f.file} mentions portmap but is not valid JSON (${(err as Error).message}): ` +
+            'the runtime ignores it.',
+          fix: `Repair the JSON (python3 -m json.tool ${f.file} shows where it breaks).`,
+        });
       }
       continue;
     }
@@ -27,8 +35,9 @@ export function checkConflists(facts: Facts): Finding[] {
       out.push({
         id: 'conflist-missing-capability',
         severity: 'error',
-        message: `${f.file} chains portmap${Array.isArray(doc?.plugins) ? ` (plugins[${i}])` : ''} without "capabilities": {"portMappings": true}: the runtime never passes the pods' hostPorts, so none are forwarded.`,
-        fix: `Add "capabilities": {"portMappings": true} to that plugin entry, then restart the pods that need hostPorts.`,
+        message: `${f.file} chains portmap${Array.isArray(doc?.plugins) ? ` (plugins[${i}])` : ''} without ` +
+          `${CAPABILITY}: the runtime never passes the pods' hostPorts, so none are forwarded.`,
+        fix: `Add ${CAPABILITY} to that plugin entry, then restart the pods that need hostPorts.`,
       });
     });
   }

@@ -7,6 +7,7 @@ import type { Finding } from './finding.js';
 
 const WILDCARDS = new Set(['*', '0.0.0.0', '::']);
 
+/** Whether a listener's address and port are among those a row DNATs. */
 function listenerMatches(l: Listener, r: ListRow): boolean {
   if (l.protocol !== r.protocol || l.port !== r.hostPort) return false;
   if (WILDCARDS.has(l.address)) {
@@ -17,7 +18,7 @@ function listenerMatches(l: Listener, r: ListRow): boolean {
   return !r.hostIP || r.hostIP === l.address;
 }
 
-/** A process listening on a host port that is DNATed: it never receives new connections on those addresses. */
+/** A process listening on a DNATed host port: it never receives new connections on those addresses. */
 export function checkListeners(facts: Facts, rows: readonly ListRow[]): Finding[] {
   const out: Finding[] = [];
   const seen = new Set<string>();
@@ -31,8 +32,12 @@ export function checkListeners(facts: Facts, rows: readonly ListRow[]): Finding[
       out.push({
         id: 'listener-shadowed',
         severity: 'warning',
-        message: `${l.process ?? 'A process'} listens on ${l.protocol} ${addrPort(l.address, l.port)}, but hostPort ${mapping(r)} sends every new ${l.protocol.toUpperCase()} connection for port ${r.hostPort} on ${r.hostIP ?? 'any local address'} to ${describeRow(r)}: the process never receives them (ss, netstat and lsof do not show hostPorts).`,
-        fix: `Move the process to another port, or remove or change the pod's hostPort (or give it a hostIP that the process does not use).`,
+        message: `${l.process ?? 'A process'} listens on ${l.protocol} ${addrPort(l.address, l.port)}, ` +
+          `but hostPort ${mapping(r)} sends every new ${l.protocol.toUpperCase()} connection for port ` +
+          `${r.hostPort} on ${r.hostIP ?? 'any local address'} to ${describeRow(r)}: the process never ` +
+          'receives them (ss, netstat and lsof do not show hostPorts).',
+        fix: 'Move the process to another port, or remove or change the pod\'s hostPort (or give it a hostIP ' +
+          'that the process does not use).',
       });
     }
   }

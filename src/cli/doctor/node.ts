@@ -1,5 +1,5 @@
 /** The node around the rules: forwarding sysctls, route_localnet, the tools. */
-import type { Facts } from '../facts.js';
+import { type Facts, TOOLS, type Tool } from '../facts.js';
 import type { ListRow } from '../rows.js';
 import type { Finding } from './finding.js';
 
@@ -12,7 +12,8 @@ export function checkSysctls(facts: Facts, rows: readonly ListRow[]): Finding[] 
       id: 'ip-forward-off',
       severity: 'error',
       message: `net.ipv4.ip_forward is 0: packets to a hostPort are DNATed to the pod but never forwarded to it.`,
-      fix: `sysctl -w net.ipv4.ip_forward=1, and make it permanent in /etc/sysctl.d/ (e.g. echo net.ipv4.ip_forward=1 > /etc/sysctl.d/99-forward.conf).`,
+      fix: 'sysctl -w net.ipv4.ip_forward=1, and make it permanent in /etc/sysctl.d/ ' +
+        '(e.g. echo net.ipv4.ip_forward=1 > /etc/sysctl.d/99-forward.conf).',
     });
   }
   if (rows.some((r) => r.family === 6) && facts.ip6Forward === '0') {
@@ -25,15 +26,19 @@ export function checkSysctls(facts: Facts, rows: readonly ListRow[]): Finding[] 
   }
   for (const l of facts.routeLocalnet) {
     if (l.on === true) continue;
-    const pods = rows.filter((r) => r.podIP === l.podIP && r.localhost).map((r) => `${r.protocol}/${r.hostPort}`);
+    const ports = rows.filter((r) => r.podIP === l.podIP && r.localhost).map((r) => `${r.protocol}/${r.hostPort}`);
+    const value = l.on === undefined ? 'unreadable' : '0';
     out.push({
       id: 'route-localnet-off',
       severity: 'warning',
       message: l.dev
-        ? `net.ipv4.conf.${l.dev}.route_localnet is ${l.on === undefined ? 'unreadable' : '0'}: 127.0.0.1:${pods.join(', ')} on the node cannot reach pod ${l.podIP} (the kernel drops 127.0.0.0/8 packets routed to ${l.dev}).`
-        : `No route to pod ${l.podIP}, which has localhost hostPorts (${pods.join(', ')}): the pod is gone or its network is broken.`,
+        ? `net.ipv4.conf.${l.dev}.route_localnet is ${value}: 127.0.0.1:${ports.join(', ')} on the node cannot ` +
+          `reach pod ${l.podIP} (the kernel drops 127.0.0.0/8 packets routed to ${l.dev}).`
+        : `No route to pod ${l.podIP}, which has localhost hostPorts (${ports.join(', ')}): the pod is gone ` +
+          'or its network is broken.',
       fix: l.dev
-        ? `sysctl -w net.ipv4.conf.${l.dev}.route_localnet=1 (portmap sets it on ADD; a re-ADD of the pod restores it).`
+        ? `sysctl -w net.ipv4.conf.${l.dev}.route_localnet=1 (portmap sets it on ADD; a re-ADD of the pod ` +
+          'restores it).'
         : `Delete the stale mappings (delete the pod or run a CNI GC).`,
     });
   }
@@ -42,19 +47,23 @@ export function checkSysctls(facts: Facts, rows: readonly ListRow[]): Finding[] 
 
 /** nft, iptables, conntrack and the tools doctor reads with. */
 export function checkTools(facts: Facts): Finding[] {
-  const why: Record<string, [string, string]> = {
+  const why: Record<Tool, [effect: string, pkg: string]> = {
     nft: ['the nftables backend cannot program or read hostPorts', 'nftables'],
     iptables: ['the iptables backend and kube-proxy rules cannot be read or programmed', 'iptables'],
-    conntrack: ['stale UDP conntrack entries are not cleared, so a UDP client can keep reaching a deleted pod', 'conntrack'],
+    conntrack: [
+      'stale UDP conntrack entries are not cleared, so a UDP client can keep reaching a deleted pod',
+      'conntrack',
+    ],
     ss: ['doctor cannot see which processes listen on mapped host ports', 'iproute2'],
     ip: ['doctor cannot read routes and kube-ipvs0 addresses', 'iproute2'],
   };
-  return Object.entries(why)
-    .filter(([tool]) => !facts.tools[tool as keyof Facts['tools']])
-    .map(([tool, [effect, pkg]]) => ({
+  return TOOLS.filter((tool) => !facts.tools[tool]).map((tool) => {
+    const [effect, pkg] = why[tool];
+    return {
       id: `tool-missing-${tool}`,
-      severity: 'warning' as const,
+      severity: 'warning',
       message: `${tool} is not on PATH: ${effect}.`,
       fix: `apt-get install ${pkg} (or your distribution's ${pkg} package).`,
-    }));
+    };
+  });
 }
