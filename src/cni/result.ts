@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { CniError, ErrorCode } from './errors.js';
 import { type CniVersion, isSupportedVersion, resultFamily } from './versions.js';
-import { type Cidr, type Family, ipFamily, parseCidr } from '../net/ip.js';
+import { type Cidr, type Family, ipFamily, isCidr, parseCidr } from '../net/ip.js';
 
 /** A CNI 1.x result, the form every other version is converted to and from. Unknown keys are kept. */
 export interface Result {
@@ -22,16 +22,7 @@ export interface PrevResult {
   result: Result;
 }
 
-const cidrString = z.string().check(
-  z.refine((s) => {
-    try {
-      parseCidr(s);
-      return true;
-    } catch {
-      return false;
-    }
-  }, 'must be an address with a prefix length, like 10.0.0.2/24'),
-);
+const cidrString = z.string().check(z.refine(isCidr, 'must be an address with a prefix length, like 10.0.0.2/24'));
 const ipString = z.string().check(z.refine((s) => ipFamily(s) !== undefined, 'must be an IP address'));
 const route = z.looseObject({ dst: cidrString, gw: z.optional(ipString) });
 const dns = z.optional(z.record(z.string(), z.unknown()));

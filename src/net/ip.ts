@@ -99,6 +99,16 @@ export function parseCidr(text: string): Cidr {
   };
 }
 
+/** Whether a text is "addr/len" that parseCidr accepts. */
+export function isCidr(text: string): boolean {
+  try {
+    parseCidr(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** "network/len" text of a CIDR. */
 export const cidrText = (c: Cidr): string => `${c.network}/${c.prefixLength}`;
 

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { CniError, ErrorCode, invalidConfig } from '../cni/errors.js';
 import { type CniVersion, requireSupportedVersion } from '../cni/versions.js';
-import { type Cidr, canonicalIp, ipFamily, parseCidr } from '../net/ip.js';
+import { type Cidr, canonicalIp, ipFamily, isCidr, parseCidr } from '../net/ip.js';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
 export type BackendName = 'nftables' | 'iptables';
@@ -125,14 +125,7 @@ const configSchema = z.object({
     z.nullable(
       z.array(
         z.string('serviceCIDRs entries must be CIDR strings').check(
-          z.refine((s) => {
-            try {
-              parseCidr(s);
-              return true;
-            } catch {
-              return false;
-            }
-          }, 'serviceCIDRs entries must be CIDRs like 10.96.0.0/12'),
+          z.refine(isCidr, 'serviceCIDRs entries must be CIDRs like 10.96.0.0/12'),
         ),
       ).check(z.maxLength(64, 'at most 64 serviceCIDRs')),
     ),

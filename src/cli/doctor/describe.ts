@@ -3,7 +3,7 @@ import { DNAT_CHAIN_PREFIX, TOP_DNAT } from '../../backends/iptables/render.js';
 import { FAMILY, TABLE } from '../../backends/nftables/json.js';
 import { REFERENCE_HOSTPORTS_CHAIN, REFERENCE_TABLE } from '../../backends/nftables/read.js';
 import { mapNames } from '../../backends/nftables/render.js';
-import { addrPort, cidrContains, parseCidr } from '../../net/ip.js';
+import { addrPort, cidrContains, isCidr, parseCidr } from '../../net/ip.js';
 import type { Facts } from '../facts.js';
 import { type ListRow, isOurTable, sourceLabel } from '../rows.js';
 
@@ -53,11 +53,6 @@ export function removalHint(r: ListRow): string {
 export const excludesOf = (r: ListRow, facts: Facts): string[] =>
   r.origin === 'portmap-ts' && isOurTable(r.source) ? (facts.ruleset?.serviceCidrs ?? []) : (r.excludes ?? []);
 
+/** Whether an address is in one of the CIDRs (texts that are not CIDRs contain nothing). */
 export const inCidrs = (addr: string, cidrs: readonly string[]): boolean =>
-  cidrs.some((c) => {
-    try {
-      return cidrContains(parseCidr(c), addr);
-    } catch {
-      return false;
-    }
-  });
+  cidrs.some((c) => isCidr(c) && cidrContains(parseCidr(c), addr));
