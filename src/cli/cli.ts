@@ -2,7 +2,7 @@ import { SUPPORTED_VERSIONS } from '../cni/versions.js';
 
 export const VERSION = '0.1.0';
 
-export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
+const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
 
 const HELP = `portmap ${VERSION}: CNI port-mapping (hostPort) plugin, nftables or iptables
 

@@ -18,7 +18,7 @@ import type { Family } from '../net/ip.js';
 import type { ListRow } from './rows.js';
 
 /** kube-proxy's chain of NodePort rules, jumped to from KUBE-SERVICES. */
-export const KUBE_NODEPORTS = 'KUBE-NODEPORTS';
+const KUBE_NODEPORTS = 'KUBE-NODEPORTS';
 /** The ipset of ClusterIPs that kube-proxy's ipvs mode matches in KUBE-SERVICES. */
 export const KUBE_CLUSTER_IP_SET = 'KUBE-CLUSTER-IP';
 

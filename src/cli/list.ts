@@ -6,7 +6,7 @@ import { shortId, table } from './format.js';
 import { type ListRow, rowJson, sourceLabel } from './rows.js';
 
 /** Stable order: protocol, port, family, host address. */
-export function sortRows(rows: readonly ListRow[]): ListRow[] {
+function sortRows(rows: readonly ListRow[]): ListRow[] {
   return [...rows].sort(
     (a, b) =>
       a.hostPort - b.hostPort ||

@@ -15,7 +15,7 @@ import { describeRow, excludesOf, inCidrs, keyOf, mapping } from './describe.js'
 import type { Finding } from './finding.js';
 
 /** The Service ports kube-proxy programs on this node, from every source. */
-export function servicePorts(facts: Facts): ServicePort[] {
+function servicePorts(facts: Facts): ServicePort[] {
   const out = [...(facts.ruleset?.services ?? []), ...facts.ipsetServices];
   for (const s of facts.iptables) {
     const services = kubeServices(s.nat, s.flavour, s.family);
