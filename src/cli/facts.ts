@@ -1,19 +1,22 @@
 /** What `list` and `doctor` know about the node once gather.ts has read it (types and pure helpers). */
 import type { Family } from '../net/ip.js';
 import type { FlavourName } from '../backends/iptables/flavour.js';
-import { type NatTable, type ServicePort, iptablesRows } from './iptables.js';
+import { type NatTable, iptablesRows } from './iptables.js';
+import type { ServicePort } from './kube-proxy.js';
 import type { Ruleset } from './nft.js';
 import type { ListRow } from './rows.js';
 
 export const TOOLS = ['nft', 'iptables', 'conntrack', 'ss', 'ip'] as const;
 export type Tool = (typeof TOOLS)[number];
 
+/** One iptables nat table as read, with the flavour and family it was read from. */
 export interface IptSource {
   flavour: FlavourName;
   family: Family;
   nat: NatTable;
 }
 
+/** A socket listening on the node (ss). */
 export interface Listener {
   protocol: string;
   address: string;
@@ -30,6 +33,7 @@ export interface LocalnetFact {
   on?: boolean;
 }
 
+/** One file of the CNI config directory: its text, or why it could not be read. */
 export interface ConfFile {
   file: string;
   text?: string;

@@ -1,7 +1,7 @@
 /** kube-proxy's ipvs-mode Service ports, from `ipset list <set> -o save` (pure). */
 import { ipFamily } from '../net/ip.js';
 import { lines } from './format.js';
-import { KUBE_CLUSTER_IP_SET, type ServicePort } from './iptables.js';
+import { KUBE_CLUSTER_IP_SET, type ServicePort } from './kube-proxy.js';
 
 const NODE_PORT_SET = /^KUBE-NODE-PORT-(TCP|UDP|SCTP)$/;
 

@@ -1,14 +1,13 @@
 /**
  * Pure reading of `iptables-save -t nat` text: the hostPort chains (CNI-HOSTPORT-DNAT, CNI-DN-*) of
- * the reference plugin and of our iptables backend, kube-proxy's Service chains (KUBE-SERVICES,
- * KUBE-NODEPORTS) and the order of the jumps in PREROUTING/OUTPUT. Nothing here runs a process.
+ * the reference plugin and of our iptables backend, and the order of the jumps in PREROUTING/OUTPUT
+ * (kube-proxy's chains: kube-proxy.ts). Nothing here runs a process.
  * The rule vocabulary (tokens, options, targets, comments, chain names) is the iptables backend's.
  */
 import type { FlavourName } from '../backends/iptables/flavour.js';
 import { matchValue, tokenize } from '../backends/iptables/parse.js';
 import {
   type Args,
-  KUBE_SERVICES,
   TOP_DNAT,
   isOwnMarker,
   parseEntryComment,
@@ -16,11 +15,6 @@ import {
 } from '../backends/iptables/render.js';
 import type { Family } from '../net/ip.js';
 import type { ListRow } from './rows.js';
-
-/** kube-proxy's chain of NodePort rules, jumped to from KUBE-SERVICES. */
-const KUBE_NODEPORTS = 'KUBE-NODEPORTS';
-/** The ipset of ClusterIPs that kube-proxy's ipvs mode matches in KUBE-SERVICES. */
-export const KUBE_CLUSTER_IP_SET = 'KUBE-CLUSTER-IP';
 
 export interface IptRule {
   chain: string;
@@ -59,10 +53,12 @@ export function parseNat(text: string): NatTable {
   return { chains };
 }
 
-const rulesOf = (nat: NatTable, chain: string): IptRule[] => nat.chains.get(chain) ?? [];
-const stripMask = (addr: string): string => addr.replace(/\/(32|128)$/, '');
+/** The rules of a chain, in order (none when the chain does not exist). */
+export const rulesOf = (nat: NatTable, chain: string): IptRule[] => nat.chains.get(chain) ?? [];
+/** An address without its host prefix length (`/32`, `/128`), as iptables-save prints single addresses. */
+export const stripMask = (addr: string): string => addr.replace(/\/(32|128)$/, '');
 /** A number option (`--dport`), or undefined when absent or not a number. */
-const numberOf = (r: IptRule, option: string): number | undefined => {
+export const numberOf = (r: IptRule, option: string): number | undefined => {
   const n = Number(matchValue(r.args, option) ?? Number.NaN);
   return Number.isInteger(n) ? n : undefined;
 };
@@ -190,54 +186,3 @@ export function iptablesRows(nat: NatTable, family: Family, flavour: FlavourName
 export function jumpIndex(nat: NatTable, from: string, chainName: string): number | undefined {
   return rulesOf(nat, from).find((r) => targetOf(r.args) === chainName)?.index;
 }
-
-export interface ServicePort {
-  kind: 'clusterIP' | 'nodePort';
-  /** ClusterIP (kind clusterIP) */
-  address?: string;
-  protocol: string;
-  port: number;
-  /** kube-proxy mode that programmed it */
-  mode: 'iptables' | 'ipvs' | 'nftables';
-  /** Where it was read (iptables-nft, iptables-legacy, nft ip kube-proxy, ipset) */
-  source: string;
-  name?: string;
-  /** Address family of the table it was read from, when known */
-  family?: Family;
-}
-
-/** kube-proxy iptables-mode Services: `KUBE-SERVICES -d <ip>/32 -p tcp --dport N`, `KUBE-NODEPORTS --dport N`. */
-export function kubeServices(nat: NatTable, flavour: FlavourName, family?: Family): ServicePort[] {
-  const out: ServicePort[] = [];
-  const base = { mode: 'iptables' as const, source: `iptables-${flavour}` };
-  const extra = (r: IptRule) => {
-    const name = matchValue(r.args, '--comment');
-    return { ...(name ? { name } : {}), ...(family ? { family } : {}) };
-  };
-  // Chains nothing jumps to are leftovers: they translate nothing.
-  const jumped = ['PREROUTING', 'OUTPUT'].some((from) => jumpIndex(nat, from, KUBE_SERVICES) !== undefined);
-  if (!jumped) return out;
-  const services = rulesOf(nat, KUBE_SERVICES);
-  for (const r of services) {
-    const d = matchValue(r.args, '-d');
-    const protocol = matchValue(r.args, '-p');
-    const port = numberOf(r, '--dport');
-    if (!d || !protocol || port === undefined) continue;
-    out.push({ kind: 'clusterIP', address: stripMask(d), protocol, port, ...base, ...extra(r) });
-  }
-  const nodePortsLive = services.some((r) => targetOf(r.args) === KUBE_NODEPORTS);
-  for (const r of nodePortsLive ? rulesOf(nat, KUBE_NODEPORTS) : []) {
-    const protocol = matchValue(r.args, '-p');
-    const port = numberOf(r, '--dport');
-    if (!protocol || port === undefined) continue;
-    out.push({ kind: 'nodePort', protocol, port, ...base, ...extra(r) });
-  }
-  return out;
-}
-
-/** Whether the table holds kube-proxy rules at all. */
-export const hasKubeProxy = (nat: NatTable): boolean => nat.chains.has(KUBE_SERVICES);
-
-/** ipvs mode leaves `-m set --match-set KUBE-CLUSTER-IP` rules in KUBE-SERVICES. */
-export const isIpvsMode = (nat: NatTable): boolean =>
-  rulesOf(nat, KUBE_SERVICES).some((r) => matchValue(r.args, '--match-set') === KUBE_CLUSTER_IP_SET);

@@ -14,7 +14,7 @@ import {
 } from '../backends/nftables/read.js';
 import { mapNames } from '../backends/nftables/render.js';
 import { type Family, cidrText } from '../net/ip.js';
-import type { ServicePort } from './iptables.js';
+import type { ServicePort } from './kube-proxy.js';
 import { type ListRow, OUR_TABLE } from './rows.js';
 
 /** kube-proxy's nftables mode: tables `ip kube-proxy` and `ip6 kube-proxy`, and their Service maps. */

@@ -1,16 +1,10 @@
-/** Reading iptables-save text: the CNI-DN chains, their rows, kube-proxy's Services and jump order. */
+/** Reading iptables-save text: the CNI-DN chains (ours and the reference's) and the rows they forward. */
 import { describe, expect, it } from 'vitest';
-import { dnChains, expandPorts, isIpvsMode, iptablesRows, jumpIndex, kubeServices, parseNat, splitHostPort } from '../../../src/cli/iptables.js';
+import { dnChains, expandPorts, iptablesRows, parseNat, splitHostPort } from '../../../src/cli/iptables.js';
 import { sourceLabel } from '../../../src/cli/rows.js';
-import { tokenize } from '../../../src/backends/iptables/parse.js';
 import { REFERENCE_SAVE } from './fixtures.js';
 
 describe('iptables-save parsing', () => {
-  it('tokenizes quoted comments with escaped quotes', () => {
-    expect(tokenize('-A X -m comment --comment "dnat name: \\"n\\" id: \\"c\\"" -j Y')).toEqual(['-A', 'X', '-m', 'comment', '--comment', 'dnat name: "n" id: "c"', '-j', 'Y']);
-    expect(tokenize('-A X --comment ""')).toEqual(['-A', 'X', '--comment', '']);
-  });
-
   it('expands multiport lists and splits host:port', () => {
     expect(expandPorts('80,9000:9002')).toEqual([80, 9000, 9001, 9002]);
     expect(splitHostPort('[2001:db8::2]:80')).toEqual({ addr: '2001:db8::2', port: 80 });
@@ -34,25 +28,6 @@ describe('iptables-save parsing', () => {
       'udp 192.168.1.10:5353 -> 10.88.0.5:53 mynet/container-1 iptables-nft',
       'tcp *:8843 -> 10.88.0.5:443 mynet/container-1 iptables-nft',
     ]);
-  });
-
-  it('reads kube-proxy Services and the jump order', () => {
-    const nat = parseNat(REFERENCE_SAVE);
-    expect(kubeServices(nat, 'nft', 4)).toEqual([
-      { kind: 'clusterIP', address: '10.96.0.10', protocol: 'tcp', port: 53, mode: 'iptables', source: 'iptables-nft', name: 'kube-system/kube-dns:dns-tcp cluster IP', family: 4 },
-      { kind: 'nodePort', protocol: 'tcp', port: 30080, mode: 'iptables', source: 'iptables-nft', name: 'default/web:http', family: 4 },
-    ]);
-    expect(jumpIndex(nat, 'PREROUTING', 'CNI-HOSTPORT-DNAT')).toBe(0);
-    expect(jumpIndex(nat, 'PREROUTING', 'KUBE-SERVICES')).toBe(1);
-    expect(jumpIndex(nat, 'OUTPUT', 'KUBE-SERVICES')).toBe(0);
-    expect(isIpvsMode(nat)).toBe(false);
-    const ipvs = parseNat('*nat\n-A PREROUTING -j KUBE-SERVICES\n-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT\nCOMMIT\n');
-    expect(isIpvsMode(ipvs)).toBe(true);
-  });
-
-  it('ignores kube-proxy chains nothing jumps to (leftovers)', () => {
-    const text = REFERENCE_SAVE.replace(/^-A (PREROUTING|OUTPUT) .*KUBE-SERVICES\n/gm, '');
-    expect(kubeServices(parseNat(text), 'nft')).toEqual([]);
   });
 });
 
