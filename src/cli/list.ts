@@ -1,11 +1,11 @@
 /** `portmap list`: every hostPort forward of this node, read live from the kernel. */
+import { addrPort } from '../net/ip.js';
 import { allRows } from './facts.js';
 import { emptyFacts, gatherRules } from './gather.js';
-import { addrPort } from '../net/ip.js';
 import { shortId, table } from './format.js';
 import { type ListRow, rowJson, sourceLabel } from './rows.js';
 
-/** Stable order: protocol, port, family, host address. */
+/** Stable order: port, protocol, family, host address, source. */
 function sortRows(rows: readonly ListRow[]): ListRow[] {
   return [...rows].sort(
     (a, b) =>

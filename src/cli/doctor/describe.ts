@@ -20,7 +20,7 @@ export function describeRow(r: ListRow): string {
 }
 
 /** "tcp/8080 on 192.0.2.1 (IPv6)" */
-export const mapping = (r: ListRow): string =>
+export const hostPortText = (r: ListRow): string =>
   `${r.protocol}/${r.hostPort}${r.hostIP ? ` on ${r.hostIP}` : ''}${r.family === 6 ? ' (IPv6)' : ''}`;
 
 const ipPrefix = (r: ListRow): string => (r.family === 6 ? 'ip6' : 'ip');

@@ -2,7 +2,7 @@
 import { addrPort, ipFamily } from '../../net/ip.js';
 import type { Facts, Listener } from '../facts.js';
 import type { ListRow } from '../rows.js';
-import { describeRow, excludesOf, inCidrs, mapping } from './describe.js';
+import { describeRow, excludesOf, inCidrs, hostPortText } from './describe.js';
 import type { Finding } from './finding.js';
 
 const WILDCARDS = new Set(['*', '0.0.0.0', '::']);
@@ -33,7 +33,7 @@ export function checkListeners(facts: Facts, rows: readonly ListRow[]): Finding[
         id: 'listener-shadowed',
         severity: 'warning',
         message: `${l.process ?? 'A process'} listens on ${l.protocol} ${addrPort(l.address, l.port)}, ` +
-          `but hostPort ${mapping(r)} sends every new ${l.protocol.toUpperCase()} connection for port ` +
+          `but hostPort ${hostPortText(r)} sends every new ${l.protocol.toUpperCase()} connection for port ` +
           `${r.hostPort} on ${r.hostIP ?? 'any local address'} to ${describeRow(r)}: the process never ` +
           'receives them (ss, netstat and lsof do not show hostPorts).',
         fix: 'Move the process to another port, or remove or change the pod\'s hostPort (or give it a hostIP ' +

@@ -3,7 +3,7 @@ import { NAT_HOOK_PRIORITY, TOP_DNAT } from '../../backends/iptables/render.js';
 import { REFERENCE_TABLE } from '../../backends/nftables/read.js';
 import type { Facts } from '../facts.js';
 import { type ListRow, sourceLabel } from '../rows.js';
-import { describeRow, keyOf, mapping, removalHint } from './describe.js';
+import { describeRow, keyOf, hostPortText, removalHint } from './describe.js';
 import type { Finding } from './finding.js';
 
 /** Priority of the NAT prerouting hook that holds a row (lower runs first). */
@@ -32,7 +32,7 @@ function winnerOf(list: readonly ListRow[], facts: Facts): { winner?: ListRow; w
 
 function ownersMessage(list: readonly ListRow[], facts: Facts): { message: string; winner?: ListRow } {
   const { winner, why, best } = winnerOf(list, facts);
-  const head = `Host port ${mapping(list[0]!)} has ${list.length} owners`;
+  const head = `Host port ${hostPortText(list[0]!)} has ${list.length} owners`;
   if (!winner) {
     return {
       message: `${head} in different tables at the same NAT priority (${best}): ${list.map(describeRow).join(', ')}. ` +

@@ -12,7 +12,7 @@ import { dnChains, jumpIndex } from '../iptables.js';
 import { type ServicePort, hasKubeProxy, isIpvsMode, kubeServices } from '../kube-proxy.js';
 import { KUBE_PROXY_TABLE } from '../nft.js';
 import { type ListRow, isOurTable, sourceLabel } from '../rows.js';
-import { describeRow, excludesOf, inCidrs, keyOf, mapping } from './describe.js';
+import { describeRow, excludesOf, inCidrs, keyOf, hostPortText } from './describe.js';
 import type { Finding } from './finding.js';
 
 /** The Service ports kube-proxy programs on this node, from every source. */
@@ -148,7 +148,7 @@ export function checkServiceCapture(facts: Facts, rows: readonly ListRow[]): Fin
       out.push({
         id: 'service-port-captured',
         severity: 'error',
-        message: `hostPort ${mapping(r)} of ${describeRow(r)} equals ${serviceText(s)}: ${capture.captured}. ` +
+        message: `hostPort ${hostPortText(r)} of ${describeRow(r)} equals ${serviceText(s)}: ${capture.captured}. ` +
           'Clients of the Service reach the pod instead.',
         fix: capture.fix,
       });
