@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { FlavourName } from '../backends/iptables/flavour.js';
 import { onPath, run } from '../host/exec.js';
 import { routeDevice } from '../host/route.js';
-import { readRouteLocalnet } from '../host/sysctl.js';
+import { readForwarding, readRouteLocalnet } from '../host/sysctl.js';
 import { legacyTables } from '../host/xtables.js';
 import { type Facts, type LocalnetFact, TOOLS, type Tool, allRows } from './facts.js';
 import { parseNat } from './iptables.js';
@@ -123,10 +123,7 @@ const listeners: Gatherer = async (facts) => {
 };
 
 const forwarding: Gatherer = async (facts) => {
-  const [v4, v6] = await Promise.all([
-    readText('/proc/sys/net/ipv4/ip_forward'),
-    readText('/proc/sys/net/ipv6/conf/all/forwarding'),
-  ]);
+  const [v4, v6] = [readForwarding(4), readForwarding(6)];
   if (v4 !== undefined) facts.ipForward = v4;
   if (v6 !== undefined) facts.ip6Forward = v6;
 };

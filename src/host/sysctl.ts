@@ -23,3 +23,17 @@ export async function enableRouteLocalnet(dev: string): Promise<void> {
   }
 }
 
+
+const FORWARDING: Record<4 | 6, string> = {
+  4: '/proc/sys/net/ipv4/ip_forward',
+  6: '/proc/sys/net/ipv6/conf/all/forwarding',
+};
+
+/** The node's forwarding sysctl of a family, as written ('0', '1'); undefined when unreadable. */
+export function readForwarding(family: 4 | 6): string | undefined {
+  try {
+    return readFileSync(FORWARDING[family], 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
