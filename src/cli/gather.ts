@@ -22,14 +22,6 @@ const QUICK_TIMEOUT_MS = 10_000;
 /** The dummy interface that holds kube-proxy's ipvs-mode ClusterIPs. */
 const KUBE_IPVS_DEV = 'kube-ipvs0';
 
-const readText = async (path: string): Promise<string | undefined> => {
-  try {
-    return (await readFile(path, 'utf8')).trim();
-  } catch {
-    return undefined;
-  }
-};
-
 /** A tool's stdout; a failure is recorded in facts.errors. */
 async function tryRun(facts: Facts, cmd: string, args: string[]): Promise<string | undefined> {
   try {
