@@ -1,0 +1,243 @@
+/**
+ * `portmap install` and `portmap uninstall` on a node that runs the reference plugin: the
+ * self-contained executable installs itself into a temporary CNI bin directory (keeping the reference
+ * as portmap.orig), chains a conflist of a temporary conf dir, serves pods, is upgraded in place while
+ * a runtime keeps exec'ing it, then uninstalls back to the REAL reference plugin, which forwards,
+ * CHECKs and DELetes the very pods ours made. Traffic proves each step.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V6, type Pod, REFERENCE_PORTMAP, ROOT, TestBed, inNs, reply } from './harness.js';
+
+/** The self-contained executable, named in one place (build/executable.json). */
+export const EXECUTABLE = join(ROOT, (JSON.parse(readFileSync(join(ROOT, 'build', 'executable.json'), 'utf8')) as { selfContained: string }).selfContained);
+
+const natSave = async (bed: TestBed, family: 4 | 6 = 4): Promise<string> =>
+  (await inNs(bed.node, [family === 4 ? 'iptables-save' : 'ip6tables-save', '-t', 'nat'])).stdout;
+const dnChains = (save: string): string[] => [...save.matchAll(/^:(CNI-DN-[0-9a-f]+)/gm)].map((m) => m[1]!);
+/** A PATH directory holding every program of the usual ones but those matching `hide`. */
+function pathWithout(dir: string, hide: RegExp): string {
+  mkdirSync(dir, { recursive: true });
+  for (const from of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+    if (!existsSync(from)) continue;
+    for (const name of readdirSync(from)) {
+      if (hide.test(name) || existsSync(join(dir, name))) continue;
+      symlinkSync(join(from, name), join(dir, name));
+    }
+  }
+  return dir;
+}
+
+const hasOurTable = async (bed: TestBed): Promise<boolean> =>
+  (await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'], { ok: [1] })).code === 0;
+
+/**
+ * The whole life cycle on a dual-stack and on an IPv4-only network. The reference plugin (Debian's
+ * 1.1.1) fails CHECK on every dual-stack pod, its own included: it checks the IPv4 rules in the IPv6
+ * chain as well ("could not check ipv6 dnat"); on dual-stack the test asserts that it judges the
+ * converted pods exactly as it judges its own.
+ */
+function lifecycle(stack: 'dual-stack' | 'IPv4-only'): void {
+describe(`install, upgrade, uninstall back to the reference plugin (self-contained executable, ${stack})`, () => {
+  const dual = stack === 'dual-stack';
+  let bed: TestBed;
+  let confDir: string;
+  let confFile: string;
+  let bridgeOnly: Record<string, unknown>;
+  const pods: Pod[] = [];
+  const run = (args: string[], ok: number[] = []) => inNs(bed.node, [EXECUTABLE, ...args], { ok, timeoutMs: 60_000 });
+
+  beforeAll(async () => {
+    if (!existsSync(EXECUTABLE)) throw new Error(`${EXECUTABLE} is missing: npm run build makes it`);
+    bed = await TestBed.create({ plugin: REFERENCE_PORTMAP });
+    // A node as an operator finds it: the reference plugin as a file in the bin dir, a conflist without portmap.
+    rmSync(join(bed.binDir, 'portmap'));
+    copyFileSync(REFERENCE_PORTMAP, join(bed.binDir, 'portmap'));
+    const conf = JSON.parse(readFileSync(bed.conflist, 'utf8')) as { plugins: Array<Record<string, unknown>> };
+    conf.plugins = conf.plugins.filter((p) => p.type !== 'portmap');
+    if (!dual) {
+      const ipam = conf.plugins[0]!.ipam as { ranges: unknown[][]; routes: unknown[] };
+      ipam.ranges = ipam.ranges.slice(0, 1);
+      ipam.routes = ipam.routes.slice(0, 1);
+    }
+    bridgeOnly = conf;
+    confDir = join(bed.dir, 'net.d');
+    mkdirSync(confDir);
+    confFile = join(confDir, '10-testnet.conflist');
+    writeFileSync(confFile, `${JSON.stringify(conf, null, 2)}\n`);
+    writeFileSync(join(confDir, '99-other.conflist'), '{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"bridge"}]}\n');
+    // The runtime loads the conf dir's file (cnirun takes a path: the bed's conflist points there).
+    rmSync(bed.conflist);
+    symlinkSync(confFile, bed.conflist);
+  });
+  afterAll(async () => {
+    await bed?.destroy();
+  });
+
+  it('--dry-run changes nothing and shows the diff', async () => {
+    const before = readFileSync(confFile, 'utf8');
+    const res = await run(['install', '--cni-bin-dir', bed.binDir, '--chain', '--cni-conf-dir', confDir, '--dry-run']);
+    expect(res.stdout).toContain(`would install ${join(bed.binDir, 'portmap')}`);
+    expect(res.stdout).toContain(`keep the plugin it replaced as ${join(bed.binDir, 'portmap.orig')}`);
+    expect(res.stdout).toMatch(/\n\+ {6}"type": "portmap",\n/);
+    expect(readFileSync(confFile, 'utf8')).toBe(before);
+    expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);
+    expect(existsSync(join(bed.binDir, 'portmap.orig'))).toBe(false);
+  });
+
+  it('installs into a bin dir it creates, and chains the first conflist only, keeping the rest of it', async () => {
+    const fresh = join(bed.dir, 'fresh', 'opt', 'cni', 'bin');
+    const r0 = await run(['install', '--cni-bin-dir', fresh]);
+    expect(r0.stdout).toContain(`created ${fresh}`);
+    expect(statSync(join(fresh, 'portmap')).mode & 0o777).toBe(0o755);
+    expect(readFileSync(join(fresh, 'portmap')).equals(readFileSync(EXECUTABLE))).toBe(true);
+
+    const res = await run(['install', '--cni-bin-dir', bed.binDir, '--chain', '--cni-conf-dir', confDir]);
+    expect(res.stdout).toContain(`added portmap to ${confFile}`);
+    expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(EXECUTABLE))).toBe(true);
+    expect(readFileSync(join(bed.binDir, 'portmap.orig')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);
+    const chained = JSON.parse(readFileSync(confFile, 'utf8')) as { plugins: Array<Record<string, unknown>> };
+    expect(chained).toEqual({ ...bridgeOnly, plugins: [...(bridgeOnly.plugins as unknown[]), { type: 'portmap', capabilities: { portMappings: true } }] });
+    expect(readFileSync(join(confDir, '99-other.conflist'), 'utf8')).not.toContain('portmap');
+    expect(readdirSync(confDir).sort()).toEqual(['10-testnet.conflist', '99-other.conflist']);
+    expect(readdirSync(bed.binDir).filter((f) => f.startsWith('.') || f.startsWith('portmap')).sort()).toEqual(['portmap', 'portmap.orig']);
+
+    // Idempotent: nothing changes the second time.
+    const text = readFileSync(confFile, 'utf8');
+    const again = await run(['install', '--cni-bin-dir', bed.binDir, '--chain', '--cni-conf-dir', confDir, '--json']);
+    const report = JSON.parse(again.stdout) as { binary: { action: string }; chain: { action: string } };
+    expect(report.binary.action).toBe('unchanged');
+    expect(report.chain.action).toBe('unchanged');
+    expect(readFileSync(confFile, 'utf8')).toBe(text);
+  });
+
+  it('serves pods through the installed plugin (nftables, its default)', async () => {
+    pods.push(await bed.addPod([{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }, { hostPort: 8053, containerPort: 53, protocol: 'udp' }]));
+    pods.push(await bed.addPod([{ hostPort: 8090, containerPort: 80, protocol: 'tcp' }]));
+    await bed.serve(pods[0]!.netns, 'podA', 80);
+    await bed.serve(pods[0]!.netns, 'podA', 53);
+    await bed.serve(pods[1]!.netns, 'podB', 80);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080))).toEqual({ tag: 'podA', peer: CLIENT_V4 });
+    if (dual) expect(reply(await bed.request(bed.client, 'tcp', NODE_V6, 8090))).toEqual({ tag: 'podB', peer: CLIENT_V6 });
+    expect(reply(await bed.request(bed.client, 'udp', NODE_V4, 8053)).tag).toBe('podA');
+    expect(await hasOurTable(bed)).toBe(true);
+    expect(dnChains(await natSave(bed))).toEqual([]);
+  });
+
+  it('upgrades in place while the runtime keeps exec\'ing the plugin, keeping the old version for rollback', async () => {
+    const next = join(bed.dir, 'portmap-next');
+    copyFileSync(EXECUTABLE, next);
+    appendFileSync(next, '\n'); // another build: other bytes, same behaviour
+    let stop = false;
+    const checks: number[] = [];
+    const checker = (async () => {
+      while (!stop) checks.push((await bed.checkPod(pods[0]!)).code);
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const res = await inNs(bed.node, [next, 'install', '--cni-bin-dir', bed.binDir]);
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await checker;
+    expect(res.stdout).toContain(`kept the earlier version of this plugin as ${join(bed.binDir, 'portmap.previous')}`);
+    expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(next))).toBe(true);
+    expect(readFileSync(join(bed.binDir, 'portmap.previous')).equals(readFileSync(EXECUTABLE))).toBe(true);
+    expect(readFileSync(join(bed.binDir, 'portmap.orig')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);
+    expect(checks.length).toBeGreaterThan(2);
+    expect(checks.every((c) => c === 0)).toBe(true);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080)).tag).toBe('podA');
+    pods.push(await bed.addPod([{ hostPort: 8100, containerPort: 80, protocol: 'tcp' }]));
+    await bed.serve(pods[2]!.netns, 'podC', 80);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8100)).tag).toBe('podC');
+  });
+
+  it('uninstall --dry-run shows the reference layout and changes nothing', async () => {
+    const res = await run(['uninstall', '--cni-bin-dir', bed.binDir, '--cni-cache-dir', bed.cacheDir, '--dry-run']);
+    expect(res.stdout).toMatch(new RegExp(`^3 attachment\\(s\\) with ${dual ? 8 : 4} forward\\(s\\) in nft inet cni_portmap`));
+    expect(res.stdout).toContain(`-I CNI-HOSTPORT-DNAT 1 -m comment --comment "dnat name: \\"testnet\\" id: \\"${pods[0]!.id}\\""`);
+    expect(res.stdout).toContain(`would put ${join(bed.binDir, 'portmap.orig')} back as ${join(bed.binDir, 'portmap')}`);
+    expect(await hasOurTable(bed)).toBe(true);
+    expect(dnChains(await natSave(bed))).toEqual([]);
+  });
+
+  it('uninstall re-creates every forward in iptables, puts the reference back, then removes our table', async () => {
+    const res = await run(['uninstall', '--cni-bin-dir', bed.binDir, '--cni-cache-dir', bed.cacheDir]);
+    expect(res.stdout).toContain('deleted the nftables table inet cni_portmap');
+    expect(await hasOurTable(bed)).toBe(false);
+    expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);
+    expect(readdirSync(bed.binDir).filter((f) => f.startsWith('.') || f.startsWith('portmap'))).toEqual(['portmap']);
+    expect(dnChains(await natSave(bed)).sort()).toHaveLength(3);
+    expect(dnChains(await natSave(bed, 6)).sort()).toHaveLength(dual ? 3 : 0);
+    // Every forward still works: both families, UDP, node -> 127.0.0.1, hairpin.
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080))).toEqual({ tag: 'podA', peer: CLIENT_V4 });
+    if (dual) expect(reply(await bed.request(bed.client, 'tcp', NODE_V6, 8080))).toEqual({ tag: 'podA', peer: CLIENT_V6 });
+    expect(reply(await bed.request(bed.client, 'udp', NODE_V4, 8053)).tag).toBe('podA');
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8090)).tag).toBe('podB');
+    expect(reply(await bed.request(bed.client, dual ? 'tcp' : 'tcp', dual ? NODE_V6 : NODE_V4, 8100)).tag).toBe('podC');
+    expect(reply(await bed.request(bed.node, 'tcp', '127.0.0.1', 8090)).tag).toBe('podB');
+    expect(reply(await bed.request(pods[1]!.netns, 'tcp', NODE_V4, 8090))).toEqual({ tag: 'podB', peer: '10.244.0.1' });
+    // Running it again is harmless: nothing left to convert, the reference stays.
+    const again = await run(['uninstall', '--cni-bin-dir', bed.binDir]);
+    expect(again.stdout).toContain('no nftables table inet cni_portmap here');
+    expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);
+  });
+
+  it('the reference plugin CHECKs, serves new pods beside them, and DELetes the pods ours made', async () => {
+    const d = await bed.addPod([{ hostPort: 8110, containerPort: 80, protocol: 'tcp' }]);
+    // Debian's reference (1.1.1) checks every pod's IPv4 rules in ip6tables too whenever ip6tables works:
+    // its CHECK fails for its own pods then, and it fails alike for the converted ones.
+    const own = await bed.checkPod(d);
+    expect(own.code).toBe(1);
+    const failure = dual
+      ? /^could not check ipv6 dnat: rule \[\[-p tcp --dport \d+ -s 10\.244\.0\.\d+\/24 -j CNI-HOSTPORT-SETMARK\]/
+      : /^could not check ipv6 dnat: chain CNI-DN-[0-9a-f]+ not found in iptables table nat/;
+    expect(own.stderr).toMatch(failure);
+    for (const p of pods) {
+      const check = await bed.checkPod(p);
+      expect(check.code).toBe(1);
+      expect(check.stderr).toMatch(failure);
+    }
+    if (!dual) {
+      // Without ip6tables on its PATH it checks IPv4 only, and then passes: its own pod and ours.
+      const path = pathWithout(join(bed.dir, 'no-ip6tables'), /^ip6tables/);
+      bed.opts.env = { PATH: path };
+      try {
+        for (const p of [d, ...pods]) {
+          const check = await bed.checkPod(p);
+          expect(check.code, `${p.id}: ${check.stdout}${check.stderr}`).toBe(0);
+        }
+        // And it notices a broken one: a DNAT rule of a converted pod removed by hand.
+        const chain = dnChains(await natSave(bed)).find((c) => c !== undefined)!;
+        const rule = (await inNs(bed.node, ['iptables', '-t', 'nat', '-S', chain])).stdout.split('\n').find((l) => l.includes('-j DNAT'))!;
+        await inNs(bed.node, ['iptables', '-t', 'nat', ...rule.replace(/^-A /, '-D ').split(' ')]);
+        const broken = await Promise.all([d, ...pods].map((p) => bed.checkPod(p)));
+        expect(broken.filter((c) => c.code !== 0)).toHaveLength(1);
+        await inNs(bed.node, ['iptables', '-t', 'nat', ...rule.split(' ')]);
+      } finally {
+        delete bed.opts.env;
+      }
+    }
+    await bed.serve(d.netns, 'podD', 80);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8110)).tag).toBe('podD');
+    expect(dnChains(await natSave(bed))).toHaveLength(4);
+    for (const p of pods) expect((await bed.delPod(p)).code).toBe(0);
+    expect(await bed.request(bed.client, 'tcp', NODE_V4, 8080, { timeoutMs: 800 })).toBeUndefined();
+    expect(await bed.request(bed.client, 'tcp', dual ? NODE_V6 : NODE_V4, 8100, { timeoutMs: 800 })).toBeUndefined();
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8110)).tag).toBe('podD');
+    expect((await bed.delPod(d)).code).toBe(0);
+    expect(dnChains(await natSave(bed))).toEqual([]);
+    expect(dnChains(await natSave(bed, 6))).toEqual([]);
+    expect(await hasOurTable(bed)).toBe(false);
+  });
+
+  it('refuses to install the node-run bundle unless told', async () => {
+    const res = await inNs(bed.node, [join(ROOT, 'dist', 'portmap'), 'install', '--cni-bin-dir', join(bed.dir, 'x')], { ok: [1] });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/needs node >= 20 .*--allow-script/s);
+    expect(existsSync(join(bed.dir, 'x'))).toBe(false);
+  });
+});
+}
+
+lifecycle('IPv4-only');
+lifecycle('dual-stack');
