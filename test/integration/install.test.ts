@@ -5,10 +5,11 @@
  * a runtime keeps exec'ing it, then uninstalls back to the REAL reference plugin, which forwards,
  * CHECKs and DELetes the very pods ours made. Traffic proves each step.
  */
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V6, type Pod, REFERENCE_PORTMAP, ROOT, TestBed, inNs, reply } from './harness.js';
+import { CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V6, type Pod, REFERENCE_PORTMAP, ROOT, TestBed, inNs, reply, sh } from './harness.js';
 
 /** The self-contained executable, named in one place (build/executable.json). */
 export const EXECUTABLE = join(ROOT, (JSON.parse(readFileSync(join(ROOT, 'build', 'executable.json'), 'utf8')) as { selfContained: string }).selfContained);
@@ -241,3 +242,138 @@ describe(`install, upgrade, uninstall back to the reference plugin (self-contain
 
 lifecycle('IPv4-only');
 lifecycle('dual-stack');
+
+// ---------------------------------------------------------------------------------------------------
+// The container image (deploy/Containerfile, built offline from scratch) and the DaemonSet manifest.
+
+const IMAGE = `localhost/portmap:test-${process.pid}`;
+/** podman flags for this machine: rlimits no higher than the sandbox allows; runc where crun refuses hybrid cgroups. */
+const RUN_FLAGS = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'];
+const podmanVersion = spawnSync('podman', ['--version'], { encoding: 'utf8' });
+const podman = podmanVersion.status === 0;
+if (!podman) console.warn(`SKIPPED the container image tests: podman cannot run here (${podmanVersion.error?.message ?? podmanVersion.stderr}); scripts/setup.sh installs it`);
+
+interface Manifest {
+  kind: string;
+  spec: { template: { spec: Record<string, unknown> & { initContainers: Container[]; containers: Container[]; volumes: Array<{ name: string; hostPath?: { path: string; type?: string } }>; tolerations: unknown[] } } };
+}
+interface Container {
+  name: string;
+  image: string;
+  args: string[];
+  securityContext: { privileged?: boolean; allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[]; add?: string[] } };
+  volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+}
+
+const manifest = (): Manifest => {
+  const res = spawnSync('python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', join(ROOT, 'deploy', 'daemonset.yaml')], { encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`reading deploy/daemonset.yaml needs python3-yaml (scripts/setup.sh installs it): ${res.stderr}`);
+  return JSON.parse(res.stdout) as Manifest;
+};
+
+/** The ENTRYPOINT of deploy/Containerfile. */
+const entrypoint = (): string[] => {
+  const line = readFileSync(join(ROOT, 'deploy', 'Containerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT '))!;
+  return JSON.parse(line.slice('ENTRYPOINT '.length)) as string[];
+};
+
+describe('the DaemonSet manifest', () => {
+  it('installs and chains in an init container, keeps it installed, on every node, with host paths and no capability', () => {
+    const m = manifest();
+    expect(m.kind).toBe('DaemonSet');
+    const pod = m.spec.template.spec;
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.tolerations).toEqual([{ operator: 'Exists' }]);
+    expect(pod.priorityClassName).toBe('system-node-critical');
+    const volumes = Object.fromEntries(pod.volumes.map((v) => [v.name, v.hostPath?.path]));
+    expect(Object.values(volumes).sort()).toEqual(['/etc/cni/net.d', '/opt/cni/bin', '/var/lib/cni']);
+    const [init] = pod.initContainers;
+    const [keep] = pod.containers;
+    expect(init!.args.slice(0, 2)).toEqual(['--chain', '--kubernetes']);
+    expect(init!.args).toContain('--service-cidr');
+    expect(keep!.args).toEqual([...init!.args, '--repeat', '60']);
+    expect(keep!.image).toBe(init!.image);
+    // The mounts are where the image's entry point installs to.
+    const ep = entrypoint();
+    for (const c of [init!, keep!]) {
+      const at = (vol: string) => c.volumeMounts.find((v) => volumes[v.name] === vol)?.mountPath;
+      expect(ep).toContain(`--cni-bin-dir=${at('/opt/cni/bin')}`);
+      expect(ep).toContain(`--cni-conf-dir=${at('/etc/cni/net.d')}`);
+      expect(c.volumeMounts.find((v) => volumes[v.name] === '/var/lib/cni')?.readOnly).toBe(true);
+      expect(c.securityContext.privileged).toBeUndefined();
+      expect(c.securityContext.allowPrivilegeEscalation).toBe(false);
+      expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
+      expect(c.securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    }
+  });
+});
+
+describe.runIf(podman)('the container image: built offline with podman, installs into host paths, the plugin then serves a pod', () => {
+  let bed: TestBed;
+  let confDir: string;
+  let flags: string[] = [];
+  beforeAll(async () => {
+    if (!existsSync(EXECUTABLE)) throw new Error(`${EXECUTABLE} is missing: npm run build makes it`);
+    const build = await sh([process.execPath, join(ROOT, 'deploy', 'build-image.mjs'), '--tag', IMAGE], { timeoutMs: 300_000 });
+    expect(build.stdout).toContain(`built ${IMAGE}`);
+    // crun refuses this machine's hybrid cgroup layout; runc takes it.
+    for (const f of [[], ['--runtime', 'runc']]) {
+      const probe = await sh(['podman', 'run', '--rm', ...f, ...RUN_FLAGS, '--network=none', '--entrypoint', '/portmap', IMAGE, '--version'], { ok: [125, 126, 127] });
+      if (probe.code === 0) {
+        flags = f;
+        break;
+      }
+      flags = ['unusable'];
+    }
+    if (flags[0] === 'unusable') throw new Error('podman is installed but cannot run a container here with crun or runc');
+    bed = await TestBed.create({ plugin: REFERENCE_PORTMAP });
+    rmSync(join(bed.binDir, 'portmap'));
+    copyFileSync(REFERENCE_PORTMAP, join(bed.binDir, 'portmap'));
+    const conf = JSON.parse(readFileSync(bed.conflist, 'utf8')) as { plugins: Array<Record<string, unknown>> };
+    conf.plugins = conf.plugins.filter((p) => p.type !== 'portmap');
+    confDir = join(bed.dir, 'net.d');
+    mkdirSync(confDir);
+    writeFileSync(join(confDir, '10-testnet.conflist'), JSON.stringify(conf, null, 2));
+    mkdirSync(bed.cacheDir, { recursive: true });
+    rmSync(bed.conflist);
+    symlinkSync(join(confDir, '10-testnet.conflist'), bed.conflist);
+  }, 300_000);
+  afterAll(async () => {
+    await bed?.destroy();
+    await sh(['podman', 'rmi', '-f', IMAGE], { ok: [1, 2, 125] }).catch(() => undefined);
+  });
+
+  it('holds the executable and only the libraries it loads', async () => {
+    const save = await sh(['podman', 'image', 'inspect', IMAGE, '--format', '{{json .Config.Entrypoint}} {{.Size}}']);
+    expect(save.stdout).toContain(JSON.stringify(entrypoint()));
+    const size = Number(save.stdout.trim().split(' ').pop());
+    const exe = statSync(EXECUTABLE).size;
+    expect(size).toBeGreaterThan(exe);
+    expect(size).toBeLessThan(exe + 20 * 1024 * 1024);
+  });
+
+  it('runs the DaemonSet init container\'s arguments against directories standing in for the host paths', async () => {
+    const init = manifest().spec.template.spec.initContainers[0]!;
+    const res = await sh([
+      'podman', 'run', '--rm', ...flags, ...RUN_FLAGS, '--network=none', '--cap-drop=ALL', '--read-only', '--security-opt', 'no-new-privileges',
+      '-v', `${bed.binDir}:/host/opt/cni/bin`, '-v', `${confDir}:/host/etc/cni/net.d`, '-v', `${bed.cacheDir}:/host/var/lib/cni:ro`,
+      IMAGE, ...init.args,
+    ], { timeoutMs: 120_000 });
+    expect(res.stdout).toContain('installed /host/opt/cni/bin/portmap');
+    expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(EXECUTABLE))).toBe(true);
+    expect(readFileSync(join(bed.binDir, 'portmap.orig')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);
+    const chained = JSON.parse(readFileSync(join(confDir, '10-testnet.conflist'), 'utf8')) as { plugins: Array<Record<string, unknown>> };
+    expect(chained.plugins.map((p) => p.type)).toEqual(['bridge', 'portmap']);
+    expect(chained.plugins[1]).toEqual({ type: 'portmap', capabilities: { portMappings: true }, afterServices: true, serviceCIDRs: ['10.96.0.0/12'] });
+  });
+
+  it('the installed plugin serves a pod in a network namespace', async () => {
+    const pod = await bed.addPod([{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(pod.netns, 'imagePod', 80);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080))).toEqual({ tag: 'imagePod', peer: CLIENT_V4 });
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V6, 8080))).toEqual({ tag: 'imagePod', peer: CLIENT_V6 });
+    expect(await hasOurTable(bed)).toBe(true);
+    expect((await bed.delPod(pod)).code).toBe(0);
+    expect(await bed.request(bed.client, 'tcp', NODE_V4, 8080, { timeoutMs: 800 })).toBeUndefined();
+  });
+});
