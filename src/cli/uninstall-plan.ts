@@ -14,7 +14,7 @@ import type { TableState } from '../backends/nftables/parse.js';
 import { PRIORITY_AFTER_SERVICES, mapNames } from '../backends/nftables/render.js';
 import type { Protocol } from '../cni/config.js';
 import { type Cidr, type Family, cidrContains, parseCidr } from '../net/ip.js';
-import { ownerOf, parseOwnerComment } from '../portmap/owner.js';
+import { COMMENT_MAX, ownerOf, parseOwnerComment } from '../portmap/owner.js';
 import type { FamilyPlan, Forward, Masquerade, Plan } from '../portmap/plan.js';
 
 /** The default of the configuration key (the nft table does not record it). */
@@ -79,6 +79,10 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
         const key = ((e.key as { concat?: unknown[] })?.concat ?? []) as Array<string | number>;
         const [hostIP, protocol, hostPort] = withHostIP ? key : [undefined, ...key];
         const what = `${protocol} ${hostIP ?? '*'}:${hostPort} (IPv${f})`;
+        if (who && (e.comment ?? '').length >= COMMENT_MAX) {
+          problems.push(`the forward ${what}: its owner comment was cut short (names too long), the attachment cannot be named (${e.comment})`);
+          continue;
+        }
         if (!who || who.network === undefined || who.containerID === undefined || who.ifname === undefined) {
           problems.push(`the forward ${what} has no readable owner comment (${JSON.stringify(e.comment ?? '')})`);
           continue;
@@ -110,9 +114,12 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
       }
     }
   }
+  const conditional = new Set<string>();
   for (const r of state.rules.filter((x) => x.chain === 'conditional')) {
     const who = parseOwnerComment(r.comment);
     const name = who?.network !== undefined ? `${who.network}/${who.containerID}/${who.ifname}` : JSON.stringify(r.comment ?? '');
+    if (conditional.has(name)) continue;
+    conditional.add(name);
     problems.push(`${name} has forwards with conditionsV4/conditionsV6 (nftables syntax, rules in chain conditional): ` +
       'the reference plugin takes iptables conditions; delete that pod, or its conditions, first');
   }
