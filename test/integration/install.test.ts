@@ -377,3 +377,24 @@ describe.runIf(podman)('the container image: built offline with podman, installs
     expect(await bed.request(bed.client, 'tcp', NODE_V4, 8080, { timeoutMs: 800 })).toBeUndefined();
   });
 });
+
+describe('the release (npm run release)', () => {
+  it('publishes portmap-<version>-linux-<arch> and its SHA-256 file; --version says package.json\'s version', async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const out = join(ROOT, '.cache', `release-test-${process.pid}`);
+    try {
+      const res = await sh([process.execPath, join(ROOT, 'scripts', 'release.mjs'), '--no-build', '--out', out], { timeoutMs: 120_000 });
+      const arch = process.arch === 'x64' ? 'amd64' : process.arch;
+      const name = `portmap-${version}-linux-${arch}`;
+      expect(res.stdout).toContain(join(out, name));
+      expect(readdirSync(out).sort()).toEqual([name, `${name}.sha256`]);
+      expect(readFileSync(join(out, name)).equals(readFileSync(EXECUTABLE))).toBe(true);
+      expect(statSync(join(out, name)).mode & 0o777).toBe(0o755);
+      expect(spawnSync('sha256sum', ['-c', `${name}.sha256`], { cwd: out, encoding: 'utf8' }).stdout).toBe(`${name}: OK\n`);
+      const reported = spawnSync(join(out, name), ['--version'], { encoding: 'utf8', env: { PATH: '/nonexistent' } }).stdout;
+      expect(reported.split('\n')[0]).toBe(`portmap ${version}`);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
