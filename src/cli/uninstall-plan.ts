@@ -12,9 +12,9 @@ import { type AddState, type Args, MASQ, SETMARK, TOP_DNAT, addRepairDocument, d
 import { sameRule } from '../backends/iptables/parse.js';
 import type { TableState } from '../backends/nftables/parse.js';
 import { PRIORITY_AFTER_SERVICES, mapNames } from '../backends/nftables/render.js';
-import type { Protocol } from '../cni/config.js';
+import type { Protocol } from '../portmap/config.js';
 import { type Cidr, type Family, cidrContains, parseCidr } from '../net/ip.js';
-import { COMMENT_MAX, ownerOf, parseOwnerComment } from '../portmap/owner.js';
+import { NFT_COMMENT_MAX, ownerOf, parseOwnerComment } from '../portmap/owner.js';
 import type { FamilyPlan, Forward, Masquerade, Plan } from '../portmap/plan.js';
 
 /** The default of the configuration key (the nft table does not record it). */
@@ -79,7 +79,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
         const key = ((e.key as { concat?: unknown[] })?.concat ?? []) as Array<string | number>;
         const [hostIP, protocol, hostPort] = withHostIP ? key : [undefined, ...key];
         const what = `${protocol} ${hostIP ?? '*'}:${hostPort} (IPv${f})`;
-        if (who && (e.comment ?? '').length >= COMMENT_MAX) {
+        if (who && (e.comment ?? '').length >= NFT_COMMENT_MAX) {
           problems.push(`the forward ${what}: its owner comment was cut short (names too long), the attachment cannot be named (${e.comment})`);
           continue;
         }

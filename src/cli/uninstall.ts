@@ -13,12 +13,13 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as z from 'zod/mini';
-import { detectFlavour, IPT_TIMEOUT_MS, LOCK_WAIT } from '../backends/iptables/flavour.js';
-import { parseRules, sameRule } from '../backends/iptables/parse.js';
-import { type Args, jumpToGuard } from '../backends/iptables/render.js';
-import { parseTable } from '../backends/nftables/parse.js';
-import { FAMILY, TABLE } from '../backends/nftables/render.js';
-import { run } from '../host/exec.js';
+import { detectFlavour } from '../backends/iptables/flavour.js';
+import { sameRule } from '../backends/iptables/parse.js';
+import { jumpToGuard } from '../backends/iptables/render.js';
+import { IptablesRunner } from '../backends/iptables/runner.js';
+import { FAMILY, TABLE } from '../backends/nftables/json.js';
+import type { TableState } from '../backends/nftables/parse.js';
+import { NftRunner } from '../backends/nftables/runner.js';
 import { withLock } from '../host/lock.js';
 import { type Cidr, type Family, parseCidr } from '../net/ip.js';
 import type { Plan } from '../portmap/plan.js';
@@ -113,21 +114,10 @@ function cacheLookup(dir: string) {
   };
 }
 
-/** Our table as nft lists it; undefined when there is none. */
-async function readTable(): Promise<string | undefined> {
-  const res = await run('nft', ['-j', 'list', 'table', FAMILY, TABLE], { okCodes: [1] });
-  if (res.code === 1) {
-    if (/No such file|does not exist/i.test(res.stderr)) return undefined;
-    throw new UninstallError(`nft -j list table ${FAMILY} ${TABLE} failed: ${res.stderr.trim()}`);
-  }
-  return res.stdout;
-}
-
 interface Step {
   family: Family;
   document: string;
-  flavour: string;
-  restore: string;
+  ipt: IptablesRunner;
 }
 
 async function familySteps(plans: readonly Plan[]): Promise<Step[]> {
@@ -136,18 +126,11 @@ async function familySteps(plans: readonly Plan[]): Promise<Step[]> {
   const steps: Step[] = [];
   for (const family of [4, 6] as const) {
     if (!plans.some((p) => p.families.some((f) => f.family === family))) continue;
-    const iptables = fl.bin.iptables[family];
-    const list = async (chain: string, table = 'nat'): Promise<Args[] | undefined> => {
-      const r = await run(iptables, [LOCK_WAIT, '-t', table, '-S', chain], { okCodes: [1], timeoutMs: IPT_TIMEOUT_MS });
-      if (r.code === 1) return undefined;
-      return parseRules(r.stdout).filter((x) => x.chain === chain).map((x) => x.args);
-    };
-    const names = chainsToRead(plans, family);
-    const lists = await Promise.all(names.map((c) => list(c)));
-    const input = family === 4 ? ((await list('INPUT', 'filter')) ?? []) : [];
+    const ipt = IptablesRunner.of(fl, family);
+    const chains = await ipt.listMany(chainsToRead(plans, family));
+    const input = family === 4 ? ((await ipt.list('INPUT', 'filter')) ?? []) : [];
     const hasGuardJump = input.some((r) => sameRule(r, jumpToGuard()));
-    const document = familyDocument(plans, family, { chains: new Map(names.map((c, i) => [c, lists[i]])) }, hasGuardJump);
-    steps.push({ family, document, flavour: fl.name, restore: fl.bin.restore[family] });
+    steps.push({ family, document: familyDocument(plans, family, { chains }, hasGuardJump), ipt });
   }
   return steps;
 }
@@ -202,8 +185,9 @@ export async function runUninstall(args: readonly string[], out: (s: string) => 
   try {
     return await withLock('uninstall', async () => {
       const binary = binaryStep(o);
-      const json = await readTable();
-      const { plans, problems } = json === undefined ? { plans: [], problems: [] } : reconstruct(parseTable(json), { markMasqBit: o.markMasqBit, podCidr: cacheLookup(o.cniCacheDir) });
+      const nft = new NftRunner();
+      const table: TableState | undefined = await nft.readTable();
+      const { plans, problems } = table === undefined ? { plans: [], problems: [] } : reconstruct(table, { markMasqBit: o.markMasqBit, podCidr: cacheLookup(o.cniCacheDir) });
       if (problems.length > 0) {
         throw new UninstallError(`nothing was changed: ${problems.length} forward(s) cannot be converted:\n  ${problems.join('\n  ')}`);
       }
@@ -214,20 +198,20 @@ export async function runUninstall(args: readonly string[], out: (s: string) => 
           network: p.owner.network, containerID: p.owner.containerID, ifname: p.owner.ifname,
           forwards: p.families.flatMap((f) => f.forwards.map((x) => ({ family: f.family, ...x, pod: f.pod.address }))),
         })),
-        iptables: steps.map((s) => ({ family: s.family, flavour: s.flavour, restore: s.restore, ...(o.dryRun ? { document: s.document } : {}) })),
+        iptables: steps.map((s) => ({ family: s.family, flavour: s.ipt.flavour, restore: s.ipt.restoreBin, ...(o.dryRun ? { document: s.document } : {}) })),
         binary: { path: binary.target, action: binary.action, ...(binary.from ? { from: binary.from } : {}), remove: binary.remove },
-        table: json === undefined ? 'absent' : `${FAMILY} ${TABLE}`,
+        table: table === undefined ? 'absent' : `${FAMILY} ${TABLE}`,
       };
       if (!o.dryRun) {
         for (const s of steps) {
           try {
-            await run(s.restore, ['--noflush', LOCK_WAIT], { input: s.document, timeoutMs: IPT_TIMEOUT_MS });
+            await s.ipt.restore(s.document);
           } catch (e) {
-            throw new UninstallError(`${s.restore} failed (IPv${s.family}); the nftables table and the binary were left as they were: ${(e as Error).message}`);
+            throw new UninstallError(`${s.ipt.restoreBin} failed (IPv${s.family}); the nftables table and the binary were left as they were: ${(e as Error).message}`);
           }
         }
         await swapBinary(binary);
-        if (json !== undefined) await run('nft', ['delete', 'table', FAMILY, TABLE]);
+        if (table !== undefined) await nft.apply([{ delete: { table: { family: FAMILY, name: TABLE } } }]);
       }
       if (o.json) {
         out(`${JSON.stringify(summary, null, 2)}\n`);
@@ -239,14 +223,14 @@ export async function runUninstall(args: readonly string[], out: (s: string) => 
       lines.push(`${n} attachment(s) with ${summary.attachments.reduce((s, a) => s + a.forwards.length, 0)} forward(s) in nft ${FAMILY} ${TABLE}`);
       for (const a of summary.attachments) lines.push(`  ${a.network}/${a.containerID}/${a.ifname}: ${a.forwards.map((f) => `${f.protocol} ${f.hostIP ?? '*'}:${f.hostPort} -> ${f.pod}:${f.containerPort}`).join(', ')}`);
       for (const s of steps) {
-        lines.push(`${o.dryRun ? 'would write' : 'wrote'} them to the IPv${s.family} iptables (${s.restore} --noflush)`);
+        lines.push(`${o.dryRun ? 'would write' : 'wrote'} them to the IPv${s.family} iptables (${s.ipt.restoreBin} --noflush)`);
         if (o.dryRun) lines.push(s.document.trimEnd());
       }
       if (binary.action === 'restore') lines.push(`${o.dryRun ? 'would put' : 'put'} ${binary.from} back as ${binary.target}`);
       if (binary.action === 'copy') lines.push(`${o.dryRun ? 'would install' : 'installed'} ${binary.from} as ${binary.target}`);
       if (binary.action === 'none') lines.push(`${binary.target} is not this plugin already: left as it is`);
       for (const f of binary.remove) lines.push(`${w}${o.dryRun ? 'remove' : 'removed'} ${f}`);
-      if (json !== undefined) lines.push(`${o.dryRun ? 'would delete' : 'deleted'} the nftables table ${FAMILY} ${TABLE}`);
+      if (table !== undefined) lines.push(`${o.dryRun ? 'would delete' : 'deleted'} the nftables table ${FAMILY} ${TABLE}`);
       else lines.push(`no nftables table ${FAMILY} ${TABLE} here (nothing to convert)`);
       out(`${lines.join('\n')}\n`);
       return 0;
