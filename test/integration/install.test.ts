@@ -5,8 +5,9 @@
  * a runtime keeps exec'ing it, then uninstalls back to the REAL reference plugin, which forwards,
  * CHECKs and DELetes the very pods ours made. Traffic proves each step.
  */
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V6, type Pod, REFERENCE_PORTMAP, ROOT, TestBed, inNs, reply, sh } from './harness.js';
@@ -396,5 +397,64 @@ describe('the release (npm run release)', () => {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
+  });
+});
+
+describe('install: configuration files and keeping it installed (temporary directories)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'portmap-install-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const exe = (args: string[], ok: number[] = []) => sh([EXECUTABLE, 'install', '--cni-bin-dir', join(dir, 'bin'), ...args], { ok });
+
+  it('turns a single-plugin .conf into a .conflist the runtime loads first, keeping the old file aside', async () => {
+    const conf = join(dir, 'conf1');
+    mkdirSync(conf);
+    const text = '{\n  "cniVersion": "0.4.0",\n  "name": "mynet",\n  "type": "bridge",\n  "bridge": "cni0"\n}\n';
+    writeFileSync(join(conf, '10-mynet.conf'), text, { mode: 0o640 });
+    writeFileSync(join(conf, '20-other.conflist'), '{"name":"o","plugins":[{"type":"bridge"}]}');
+    const res = await exe(['--chain', '--cni-conf-dir', conf]);
+    expect(res.stdout).toContain(`added portmap to ${join(conf, '10-mynet.conflist')} (the old file is kept as ${join(conf, '10-mynet.conf.orig')})`);
+    expect(readdirSync(conf).sort()).toEqual(['10-mynet.conf.orig', '10-mynet.conflist', '20-other.conflist']);
+    expect(readFileSync(join(conf, '10-mynet.conf.orig'), 'utf8')).toBe(text);
+    expect(statSync(join(conf, '10-mynet.conflist')).mode & 0o777).toBe(0o640);
+    const list = JSON.parse(readFileSync(join(conf, '10-mynet.conflist'), 'utf8')) as Record<string, unknown>;
+    expect(list).toEqual({ cniVersion: '0.4.0', name: 'mynet', plugins: [JSON.parse(text), { type: 'portmap', capabilities: { portMappings: true } }] });
+  });
+
+  it('refuses a .conf holding a plugins list and a directory without configuration, changing nothing there', async () => {
+    const conf = join(dir, 'conf2');
+    mkdirSync(conf);
+    const text = '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge"}]}';
+    writeFileSync(join(conf, '05-n.conf'), text);
+    const bad = await exe(['--chain', '--cni-conf-dir', conf], [1]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/05-n\.conf holds a "plugins" list, but runtimes read a \.conf file as one plugin and skip this one \(a silent no-op/);
+    expect(readFileSync(join(conf, '05-n.conf'), 'utf8')).toBe(text);
+    const none = await exe(['--chain', '--cni-conf-dir', join(dir, 'missing')], [1]);
+    expect(none.stderr).toMatch(/no CNI network configuration in .*missing: install the main network plugin first/);
+  });
+
+  it('--repeat puts portmap back when the network plugin rewrites its conflist, and exits on SIGTERM', async () => {
+    const conf = join(dir, 'conf3');
+    mkdirSync(conf);
+    const bare = '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"flannel"}]}\n';
+    writeFileSync(join(conf, '10-flannel.conflist'), bare);
+    const child = spawn(EXECUTABLE, ['install', '--cni-bin-dir', join(dir, 'bin'), '--chain', '--cni-conf-dir', conf, '--repeat', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    const waitFor = async (what: () => boolean) => {
+      for (let i = 0; i < 100 && !what(); i++) await new Promise((r) => setTimeout(r, 100));
+      return what();
+    };
+    expect(await waitFor(() => readFileSync(join(conf, '10-flannel.conflist'), 'utf8').includes('portmap'))).toBe(true);
+    writeFileSync(join(conf, '10-flannel.conflist'), bare); // flannel restarts and writes its file again
+    expect(await waitFor(() => readFileSync(join(conf, '10-flannel.conflist'), 'utf8').includes('portmap'))).toBe(true);
+    expect(output.match(/added portmap to/g)).toHaveLength(2);
+    expect(output.match(/is already this executable/g)).toHaveLength(1); // the first run only: repeats speak when they change something
+    const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
   });
 });
