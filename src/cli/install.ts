@@ -287,7 +287,9 @@ export async function runInstall(args: readonly string[], out: (s: string) => vo
       else out(`${[describeBinary(r.binary, o.dryRun), ...(r.chain ? [describeChain(r.chain, o.dryRun)] : [])].join('\n')}\n`);
       return 0;
     } catch (e) {
-      const msg = e instanceof InstallError ? e.message : `${(e as Error).message}`;
+      const code = (e as NodeJS.ErrnoException).code;
+      const root = code === 'EACCES' || code === 'EPERM' ? ' (run it as root)' : '';
+      const msg = e instanceof InstallError ? e.message : `${(e as Error).message}${root}`;
       if (o.json) out(`${JSON.stringify({ error: msg })}\n`);
       err(`portmap install: ${msg}\n`);
       return 1;
