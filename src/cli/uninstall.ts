@@ -28,7 +28,8 @@ import { BINARY_MARKER } from './executable.js';
 import { DEFAULT_CNI_BIN_DIR, ORIG_SUFFIX, PLUGIN_NAME, PREVIOUS_SUFFIX } from './install.js';
 import { chainsToRead, DEFAULT_MARK_MASQ_BIT, familyDocument, reconstruct } from './uninstall-plan.js';
 
-export const DEFAULT_CNI_CACHE_DIR = '/var/lib/cni';
+/** libcni's cached results (CacheDir/results), as the records work's --cni-cache-dir means it. */
+export const DEFAULT_CNI_CACHE_DIR = '/var/lib/cni/results';
 
 export const UNINSTALL_HELP = `portmap uninstall [options]: go back to the reference portmap plugin, keeping every hostPort
 
@@ -41,7 +42,8 @@ is safe. Pods created while it runs should be avoided (it holds this plugin's lo
 
   --cni-bin-dir DIR     the CNI plugin directory (default ${DEFAULT_CNI_BIN_DIR})
   --reference FILE      install FILE as DIR/portmap when there is no DIR/portmap.orig
-  --cni-cache-dir DIR   the runtime's libcni cache, for each pod's exact subnet (default ${DEFAULT_CNI_CACHE_DIR})
+  --cni-cache-dir DIR   the runtime's cached CNI results, for each pod's exact subnet
+                        (default ${DEFAULT_CNI_CACHE_DIR})
   --mark-masq-bit N     the conflists' markMasqBit, when not the default ${DEFAULT_MARK_MASQ_BIT}
   --dry-run             show the iptables documents and the steps, change nothing
   --json                report as JSON
@@ -92,15 +94,15 @@ export function parseUninstallArgs(args: readonly string[]): UninstallOptions | 
 
 class UninstallError extends Error {}
 
-/** libcni's cached result of an attachment (the runtime's CNI_CACHE_DIR/results/<network>-<id>-<ifname>). */
+/** libcni's cached result of an attachment (CNI_CACHE_DIR/results/<network>-<id>-<ifname>). */
 const cachedResult = z.looseObject({
   result: z.optional(z.looseObject({ ips: z.optional(z.array(z.looseObject({ address: z.string() }))) })),
 });
 
-function cacheLookup(dir: string) {
+export function cacheLookup(dir: string) {
   return (o: { network: string; containerID: string; ifname: string }, address: string): Cidr | undefined => {
     try {
-      const file = join(dir, 'results', `${o.network}-${o.containerID}-${o.ifname}`);
+      const file = join(dir, `${o.network}-${o.containerID}-${o.ifname}`);
       const parsed = cachedResult.safeParse(JSON.parse(readFileSync(file, 'utf8')));
       if (!parsed.success) return undefined;
       for (const ip of parsed.data.result?.ips ?? []) {

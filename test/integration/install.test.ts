@@ -154,16 +154,18 @@ describe(`install, upgrade, uninstall back to the reference plugin (self-contain
   });
 
   it('uninstall --dry-run shows the reference layout and changes nothing', async () => {
-    const res = await run(['uninstall', '--cni-bin-dir', bed.binDir, '--cni-cache-dir', bed.cacheDir, '--dry-run']);
+    const res = await run(['uninstall', '--cni-bin-dir', bed.binDir, '--cni-cache-dir', join(bed.cacheDir, 'results'), '--dry-run']);
     expect(res.stdout).toMatch(new RegExp(`^3 attachment\\(s\\) with ${dual ? 8 : 4} forward\\(s\\) in nft inet cni_portmap`));
     expect(res.stdout).toContain(`-I CNI-HOSTPORT-DNAT 1 -m comment --comment "dnat name: \\"testnet\\" id: \\"${pods[0]!.id}\\""`);
     expect(res.stdout).toContain(`would put ${join(bed.binDir, 'portmap.orig')} back as ${join(bed.binDir, 'portmap')}`);
+    // The runtime's cached results it reads each pod's subnet from (--cni-cache-dir).
+    expect(readdirSync(join(bed.cacheDir, 'results'))).toContain(`testnet-${pods[0]!.id}-eth0`);
     expect(await hasOurTable(bed)).toBe(true);
     expect(dnChains(await natSave(bed))).toEqual([]);
   });
 
   it('uninstall re-creates every forward in iptables, puts the reference back, then removes our table', async () => {
-    const res = await run(['uninstall', '--cni-bin-dir', bed.binDir, '--cni-cache-dir', bed.cacheDir]);
+    const res = await run(['uninstall', '--cni-bin-dir', bed.binDir, '--cni-cache-dir', join(bed.cacheDir, 'results')]);
     expect(res.stdout).toContain('deleted the nftables table inet cni_portmap');
     expect(await hasOurTable(bed)).toBe(false);
     expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);

@@ -1,11 +1,14 @@
 /** `portmap uninstall`, the pure part: our nft table read back into plans, and the iptables documents. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { TableState } from '../../../src/backends/nftables/parse.js';
 import { PRIORITY_AFTER_SERVICES, PRIORITY_DEFAULT, conditionalRules, mapNames, ownerElements, podnetElements } from '../../../src/backends/nftables/render.js';
 import { dnatChain } from '../../../src/backends/iptables/render.js';
 import { parseInstallArgs } from '../../../src/cli/install.js';
-import { parseUninstallArgs } from '../../../src/cli/uninstall.js';
+import { cacheLookup, parseUninstallArgs } from '../../../src/cli/uninstall.js';
 import { chainsToRead, familyDocument, reconstruct } from '../../../src/cli/uninstall-plan.js';
 import { parseCidr } from '../../../src/net/ip.js';
 import { ownerOf } from '../../../src/portmap/owner.js';
@@ -179,5 +182,25 @@ describe('install and uninstall arguments', () => {
     expect(parseInstallArgs(['--cni-bin-dir'])).toHaveProperty('error');
     expect(parseUninstallArgs(['--reference', '/usr/lib/cni/portmap', '--mark-masq-bit', '5', '--json'])).toMatchObject({ reference: '/usr/lib/cni/portmap', markMasqBit: 5, json: true, cniBinDir: '/opt/cni/bin' });
     expect(parseUninstallArgs(['--mark-masq-bit', '32'])).toHaveProperty('error');
+  });
+});
+
+describe('the pod subnet from the runtime\'s cached result', () => {
+  it('is read from CNI_CACHE_DIR/results/<network>-<containerID>-<ifname> (validated), else unknown', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portmap-cache-'));
+    try {
+      const result = { cniVersion: '1.0.0', ips: [{ address: '10.244.0.7/26' }, { address: 'fd00:244::7/64' }] };
+      writeFileSync(join(dir, 'podnet-c1-eth0'), JSON.stringify({ kind: 'cniCacheV1', containerId: 'c1', ifName: 'eth0', networkName: 'podnet', result }));
+      writeFileSync(join(dir, 'podnet-c2-eth0'), '{"result": {"ips": "nope"}}');
+      const lookup = cacheLookup(dir);
+      const who = { network: 'podnet', containerID: 'c1', ifname: 'eth0' };
+      expect(lookup(who, '10.244.0.7')).toEqual(parseCidr('10.244.0.7/26'));
+      expect(lookup(who, 'fd00:244::7')?.prefixLength).toBe(64);
+      expect(lookup(who, '10.244.0.8')).toBeUndefined();
+      expect(lookup({ ...who, containerID: 'c2' }, '10.244.0.7')).toBeUndefined();
+      expect(lookup({ ...who, containerID: 'c3' }, '10.244.0.7')).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
