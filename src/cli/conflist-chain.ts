@@ -225,9 +225,10 @@ export function unifiedDiff(oldName: string, newName: string, oldText: string, n
   let i = 0;
   let j = 0;
   while (i < n || j < m) {
+    // Deletions before insertions where both keep the common part as long, as diff(1) prints them.
     if (i < n && j < m && a[i] === b[j]) ops.push({ op: ' ', text: a[i]!, ai: ++i, bi: ++j });
-    else if (j < m && (i >= n || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) ops.push({ op: '+', text: b[j]!, ai: i, bi: ++j });
-    else ops.push({ op: '-', text: a[i]!, ai: ++i, bi: j });
+    else if (i < n && (j >= m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) ops.push({ op: '-', text: a[i]!, ai: ++i, bi: j });
+    else ops.push({ op: '+', text: b[j]!, ai: i, bi: ++j });
   }
   if (!ops.some((o) => o.op !== ' ')) return '';
   const CONTEXT = 3;

@@ -6,6 +6,7 @@
  * CHECKs and DELetes the very pods ours made. Traffic proves each step.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -460,5 +461,93 @@ describe('install: configuration files and keeping it installed (temporary direc
     const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
+  });
+});
+
+/** The README's code block whose first line starts with `first`. */
+function readmeBlock(first: string): string[] {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!.trimEnd().split('\n'));
+  const block = blocks.find((b) => b[0]!.startsWith(first));
+  if (!block) throw new Error(`README has no sh block starting with ${JSON.stringify(first)}`);
+  return block;
+}
+
+interface Pasted {
+  /** Exit status of each line, in order. */
+  codes: Array<{ line: string; code: number }>;
+  /** sha256 of each file in /opt/cni/bin afterwards. */
+  bin: Record<string, string>;
+  conflist: string;
+}
+
+/**
+ * Runs README lines as pasted into a root shell, on a stand-in node: a private mount and network
+ * namespace (nothing of the host changes) with an empty tmpfs over /opt (a fresh node: no /opt/cni)
+ * and over /etc/cni/net.d (holding `conflist`), in a directory holding the release files.
+ */
+async function paste(lines: string[], work: string, conflist: string, reference = false): Promise<Pasted> {
+  const script = [
+    'mount -t tmpfs tmpfs /opt && mount -t tmpfs tmpfs /etc/cni/net.d || exit 99',
+    `echo ${Buffer.from(conflist).toString('base64')} | base64 -d > /etc/cni/net.d/10-flannel.conflist`,
+    ...(reference ? [`mkdir -p /opt/cni/bin && cp ${REFERENCE_PORTMAP} /opt/cni/bin/portmap`] : []),
+    `cd ${work}`,
+    ...lines.flatMap((l) => [l, `echo "@@code $?"`]),
+    'for f in /opt/cni/bin/* /opt/cni/bin/.[!.]*; do [ -e "$f" ] && echo "@@bin $(basename "$f") $(sha256sum < "$f" | cut -d" " -f1)"; done',
+    'echo "@@conflist $(base64 -w0 /etc/cni/net.d/10-flannel.conflist)"',
+  ].join('\n');
+  const res = await sh(['unshare', '--mount', '--net', '--propagation', 'private', 'bash', '-c', script], { timeoutMs: 120_000, ok: [1, 2, 99] });
+  const codes = [...res.stdout.matchAll(/^@@code (\d+)$/gm)].map((m, i) => ({ line: lines[i]!, code: Number(m[1]) }));
+  const bin = Object.fromEntries([...res.stdout.matchAll(/^@@bin (\S+) ([0-9a-f]+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  const conf = /^@@conflist (\S*)$/m.exec(res.stdout)?.[1] ?? '';
+  if (codes.length !== lines.length) throw new Error(`the pasted lines did not all run: ${res.stdout}${res.stderr}`);
+  return { codes, bin, conflist: Buffer.from(conf, 'base64').toString('utf8') };
+}
+
+describe('the README\'s node procedures, pasted as written (stand-in node: private mount + network namespace)', () => {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const arch = process.arch === 'x64' ? 'amd64' : process.arch;
+  const file = `portmap-${version}-linux-${arch}`;
+  const flannel = '{\n  "name": "cbr0",\n  "cniVersion": "0.3.1",\n  "plugins": [\n    { "type": "flannel", "delegate": { "hairpinMode": true } }\n  ]\n}\n';
+  const hash = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+  let work: string;
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'portmap-readme-'));
+    await sh([process.execPath, join(ROOT, 'scripts', 'release.mjs'), '--no-build', '--out', work], { timeoutMs: 120_000 });
+    // "the new release file" of the upgrade: other bytes (another build), named as the README names it.
+    const next = readmeBlock('sha256sum -c portmap-0.2.0')[2]!.split(' ')[0]!.slice(2);
+    copyFileSync(join(work, file), join(work, next));
+    appendFileSync(join(work, next), '\n');
+    writeFileSync(join(work, `${next}.sha256`), `${hash(join(work, next))}  ${next}\n`);
+  }, 120_000);
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('names this version\'s release file', () => {
+    expect(readmeBlock('sha256sum -c portmap-')[0]).toBe(`sha256sum -c ${file}.sha256`);
+  });
+
+  it('a fresh node: install creates /opt/cni/bin and chains; the upgrade keeps the old version; its rollback puts it back', async () => {
+    const install = readmeBlock(`sha256sum -c ${file}`);
+    const upgrade = readmeBlock('sha256sum -c portmap-0.2.0');
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const undo = /An upgrade: `([^`]+)`/.exec(readme)![1]!;
+    const r = await paste([...install, ...upgrade, undo], work, flannel);
+    for (const { line, code } of r.codes) {
+      // doctor reports findings of this bare stand-in node (ip_forward off...) with status 1.
+      expect(code, line).toBe(line.includes(' doctor') ? (code === 1 ? 1 : 0) : 0);
+    }
+    expect(r.bin.portmap).toBe(hash(join(work, file)));
+    expect(Object.keys(r.bin).sort()).toEqual(['portmap', 'portmap.previous']);
+    const chained = JSON.parse(r.conflist) as { plugins: Array<Record<string, unknown>> };
+    expect(chained.plugins.map((p) => p.type)).toEqual(['flannel', 'portmap']);
+    expect(r.conflist.startsWith(flannel.slice(0, flannel.indexOf('  ]')).trimEnd())).toBe(true);
+  });
+
+  it('a node with the reference plugin: install, then the rollback block puts the reference back', async () => {
+    const install = readmeBlock(`sha256sum -c ${file}`);
+    const back = readmeBlock('/opt/cni/bin/portmap uninstall');
+    const r = await paste([...install, ...back], work, flannel, true);
+    for (const { line, code } of r.codes) expect(code, line).toBe(line.includes(' doctor') ? (code === 1 ? 1 : 0) : 0);
+    expect(r.bin).toEqual({ portmap: hash(REFERENCE_PORTMAP) });
   });
 });
