@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { run } from '../host/exec.js';
+import { acquireLock } from '../host/lock.js';
 import { parseCidr } from '../net/ip.js';
 import { chainPortmap, loadedConfFile, unifiedDiff } from './conflist-chain.js';
 import { commitTemp, fileContains, keepAs, ownershipOf, sameContent, stageCopy, writeAtomic } from './atomic-file.js';
@@ -250,10 +251,22 @@ function describeChain(c: ChainReport, dryRun: boolean): string {
   return lines.join('\n');
 }
 
+/**
+ * Installs serialise on their own lock (an abstract socket like the plugin's, so shared by every process
+ * of the network namespace: the host's shell and a DaemonSet's host-network containers): two installs at
+ * once could otherwise both take the reference plugin for "the plugin it replaced".
+ */
+export const INSTALL_LOCK_NAME = '\0cni-portmap-install.lock';
+
 async function once(o: InstallOptions, source: RunningExecutable): Promise<{ binary: BinaryReport; chain?: ChainReport }> {
-  const binary = await installBinary(source, o.cniBinDir, o.dryRun);
-  const chain = o.chain ? chainConflist(o.cniConfDir, o, o.dryRun) : undefined;
-  return { binary, ...(chain ? { chain } : {}) };
+  const lock = o.dryRun ? undefined : await acquireLock('install', 120_000, INSTALL_LOCK_NAME);
+  try {
+    const binary = await installBinary(source, o.cniBinDir, o.dryRun);
+    const chain = o.chain ? chainConflist(o.cniConfDir, o, o.dryRun) : undefined;
+    return { binary, ...(chain ? { chain } : {}) };
+  } finally {
+    await lock?.release();
+  }
 }
 
 export async function runInstall(args: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {

@@ -20,12 +20,12 @@ import { IptablesRunner } from '../backends/iptables/runner.js';
 import { FAMILY, TABLE } from '../backends/nftables/json.js';
 import type { TableState } from '../backends/nftables/parse.js';
 import { NftRunner } from '../backends/nftables/runner.js';
-import { withLock } from '../host/lock.js';
+import { acquireLock, withLock } from '../host/lock.js';
 import { type Cidr, type Family, parseCidr } from '../net/ip.js';
 import type { Plan } from '../portmap/plan.js';
 import { commitTemp, fileContains, ownershipOf, stageCopy } from './atomic-file.js';
 import { BINARY_MARKER } from './executable.js';
-import { DEFAULT_CNI_BIN_DIR, ORIG_SUFFIX, PLUGIN_NAME, PREVIOUS_SUFFIX } from './install.js';
+import { DEFAULT_CNI_BIN_DIR, INSTALL_LOCK_NAME, ORIG_SUFFIX, PLUGIN_NAME, PREVIOUS_SUFFIX } from './install.js';
 import { chainsToRead, DEFAULT_MARK_MASQ_BIT, familyDocument, reconstruct } from './uninstall-plan.js';
 
 /** libcni's cached results (CacheDir/results), as the records work's --cni-cache-dir means it. */
@@ -184,6 +184,8 @@ export async function runUninstall(args: readonly string[], out: (s: string) => 
     out(UNINSTALL_HELP);
     return 0;
   }
+  // The install lock first (no install swaps the binary meanwhile), then the plugin's (no ADD or DEL of ours).
+  const installLock = o.dryRun ? undefined : await acquireLock('uninstall', 120_000, INSTALL_LOCK_NAME);
   try {
     return await withLock('uninstall', async () => {
       const binary = binaryStep(o);
@@ -242,5 +244,7 @@ export async function runUninstall(args: readonly string[], out: (s: string) => 
     if (o.json) out(`${JSON.stringify({ error: msg })}\n`);
     err(`portmap uninstall: ${msg}\n`);
     return 1;
+  } finally {
+    await installLock?.release();
   }
 }

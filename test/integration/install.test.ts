@@ -551,3 +551,23 @@ describe('the README\'s node procedures, pasted as written (stand-in node: priva
     expect(r.bin).toEqual({ portmap: hash(REFERENCE_PORTMAP) });
   });
 });
+
+describe('install: concurrent runs (own network namespace for the install lock)', () => {
+  it('eight installs at once over the reference plugin: one replaces it and keeps it as portmap.orig, the others find it done', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portmap-concurrent-'));
+    try {
+      mkdirSync(join(dir, 'bin'));
+      copyFileSync(REFERENCE_PORTMAP, join(dir, 'bin', 'portmap'));
+      const script = Array.from({ length: 8 }, (_, i) => `${EXECUTABLE} install --cni-bin-dir ${join(dir, 'bin')} > ${join(dir, `out${i}`)} 2>&1 & `).join('') + 'wait';
+      await sh(['unshare', '--net', 'bash', '-c', script], { timeoutMs: 120_000 });
+      const outs = Array.from({ length: 8 }, (_, i) => readFileSync(join(dir, `out${i}`), 'utf8'));
+      expect(outs.filter((o) => o.includes('kept the plugin it replaced as'))).toHaveLength(1);
+      expect(outs.filter((o) => o.includes('is already this executable: nothing to do'))).toHaveLength(7);
+      expect(readFileSync(join(dir, 'bin', 'portmap.orig')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);
+      expect(readFileSync(join(dir, 'bin', 'portmap')).equals(readFileSync(EXECUTABLE))).toBe(true);
+      expect(readdirSync(join(dir, 'bin')).sort()).toEqual(['portmap', 'portmap.orig']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
