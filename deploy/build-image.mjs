@@ -59,7 +59,9 @@ try {
     copyFileSync(lib, join(rootfs, lib)); // follows symlinks: the file itself, under the name the loader asks for
   }
   copyFileSync(join(root, 'deploy', 'Containerfile'), join(context, 'Containerfile'));
-  execFileSync('podman', ['build', '--pull=never', '--network=none', '--tag', tag, '--label', `org.opencontainers.image.version=${version}`, '-f', join(context, 'Containerfile'), context], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const label = `org.opencontainers.image.version=${version}`;
+  const build = ['build', '--pull=never', '--network=none', '--tag', tag, '--label', label, '-f', join(context, 'Containerfile'), context];
+  execFileSync('podman', build, { stdio: ['ignore', 'inherit', 'inherit'] });
   console.log(`built ${tag}: /portmap (${executable}) and ${libs.length} shared libraries: ${libs.join(' ')}`);
   if (save) {
     rmSync(save, { force: true });

@@ -51,7 +51,8 @@ function publish(from, name) {
 publish(executable, `portmap-${version}-linux-${ARCH}`);
 if (args.includes('--image')) {
   const archive = join(out, `portmap-${version}-image-linux-${ARCH}.tar`);
-  execFileSync(process.execPath, [join(root, 'deploy', 'build-image.mjs'), '--tag', `localhost/portmap:${version}`, '--save', `${archive}.build`], { stdio: 'inherit' });
+  const build = [join(root, 'deploy', 'build-image.mjs'), '--tag', `localhost/portmap:${version}`, '--save', `${archive}.build`];
+  execFileSync(process.execPath, build, { stdio: 'inherit' });
   publish(`${archive}.build`, basename(archive));
   rmSync(`${archive}.build`, { force: true });
 }

@@ -168,7 +168,8 @@ export function insertIntoPlugins(text: string, plugin: unknown): string | undef
   }
   // The indentation of the line holding the list's last element, else one unit past the "plugins" line.
   const lineStart = text.lastIndexOf('\n', last) + 1;
-  const elemPad = last > open ? /^[ \t]*/.exec(text.slice(lineStart))![0] : `${/^[ \t]*/.exec(text.slice(text.lastIndexOf('\n', open) + 1))![0]}${indentUnit(text)}`;
+  const padOf = (from: number) => /^[ \t]*/.exec(text.slice(from))![0];
+  const elemPad = last > open ? padOf(lineStart) : `${padOf(text.lastIndexOf('\n', open) + 1)}${indentUnit(text)}`;
   const unit = indentUnit(text);
   const lines = JSON.stringify(plugin, null, unit).split('\n').map((l) => elemPad + l).join('\n');
   const elemStart = last > open ? lastElementStart(text, open, last) : -1;
@@ -219,7 +220,9 @@ export function unifiedDiff(oldName: string, newName: string, oldText: string, n
   const n = a.length;
   const m = b.length;
   const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
-  for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+  }
   // Each op with the 1-based line numbers it has in a and b (or would have, for an insertion/deletion).
   const ops: Array<{ op: ' ' | '-' | '+'; text: string; ai: number; bi: number }> = [];
   let i = 0;

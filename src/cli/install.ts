@@ -244,7 +244,8 @@ function describeChain(c: ChainReport, dryRun: boolean): string {
   const lines: string[] = [];
   if (c.action === 'unchanged') lines.push(`${c.reason}: nothing to do`);
   else {
-    lines.push(`${dryRun ? 'would add' : 'added'} portmap to ${c.file}${c.movedAside ? ` (the old file ${dryRun ? 'would be' : 'is'} kept as ${c.movedAside})` : ''}`);
+    const aside = c.movedAside ? ` (the old file ${dryRun ? 'would be' : 'is'} kept as ${c.movedAside})` : '';
+    lines.push(`${dryRun ? 'would add' : 'added'} portmap to ${c.file}${aside}`);
     if (dryRun && c.diff) lines.push(c.diff.trimEnd());
   }
   for (const w of c.warnings) lines.push(`warning: ${w}`);

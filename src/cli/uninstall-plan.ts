@@ -8,7 +8,10 @@
  * snat off), all with the owner comment `<networkId>:<ownerId> <network>/<containerID>/<ifname>`; pod
  * subnets in the podnets sets; node-wide: the hook priority (afterServices) and the Service CIDRs.
  */
-import { type AddState, type Args, MASQ, SETMARK, TOP_DNAT, addRepairDocument, dnatChain, guardDocument, jumpToDnat, jumpToMasq, masqRule, needsMasqChains, setMarkRule } from '../backends/iptables/render.js';
+import {
+  type AddState, type Args, MASQ, SETMARK, TOP_DNAT, addRepairDocument, dnatChain, guardDocument, jumpToDnat, jumpToMasq,
+  masqRule, needsMasqChains, setMarkRule,
+} from '../backends/iptables/render.js';
 import { sameRule } from '../backends/iptables/parse.js';
 import type { TableState } from '../backends/nftables/parse.js';
 import { PRIORITY_AFTER_SERVICES, mapNames } from '../backends/nftables/render.js';
@@ -89,7 +92,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
         }
         const owner = ownerOf(who.network, who.containerID, who.ifname);
         if (owner.id !== who.id) {
-          problems.push(`the forward ${what} of ${who.network}/${who.containerID}/${who.ifname}: its comment was cut short (names too long), the attachment cannot be named`);
+          problems.push(`the forward ${what}: its owner comment does not match its id (${e.comment}), the attachment cannot be named`);
           continue;
         }
         const port = state.elements.find((p) => p.set === portMap && sameKey(p.key, e.key));
@@ -133,7 +136,10 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
       const masquerade: Masquerade = tagged(m.masqall) ? 'all' : tagged(m.snat) ? 'hairpin' : 'none';
       let pod = opts.podCidr?.(p, fam.address);
       if (!pod) {
-        const nets = state.elements.filter((e) => e.set === m.podnets).map((e) => prefixOf(e.key)).filter((c): c is Cidr => c !== undefined && cidrContains(c, fam.address));
+        const nets = state.elements
+          .filter((e) => e.set === m.podnets)
+          .map((e) => prefixOf(e.key))
+          .filter((c): c is Cidr => c !== undefined && cidrContains(c, fam.address));
         const narrowest = nets.sort((a, b) => b.prefixLength - a.prefixLength)[0];
         if (narrowest) pod = parseCidr(`${fam.address}/${narrowest.prefixLength}`);
       }
@@ -144,7 +150,9 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
         }
         pod = parseCidr(`${fam.address}/${family === 4 ? 32 : 128}`);
       }
-      const forwards = [...fam.forwards].sort((a, b) => a.protocol.localeCompare(b.protocol) || a.hostPort - b.hostPort || (a.hostIP ?? '').localeCompare(b.hostIP ?? ''));
+      const forwards = [...fam.forwards].sort(
+        (a, b) => a.protocol.localeCompare(b.protocol) || a.hostPort - b.hostPort || (a.hostIP ?? '').localeCompare(b.hostIP ?? ''),
+      );
       families.push({ family, pod, forwards, masquerade, localhost: family === 4 && masquerade === 'hairpin' });
     }
     plans.push({ owner, families, afterServices, serviceCIDRs, markMasqBit: opts.markMasqBit ?? DEFAULT_MARK_MASQ_BIT });

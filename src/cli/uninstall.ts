@@ -21,7 +21,7 @@ import { FAMILY, TABLE } from '../backends/nftables/json.js';
 import type { TableState } from '../backends/nftables/parse.js';
 import { NftRunner } from '../backends/nftables/runner.js';
 import { acquireLock, withLock } from '../host/lock.js';
-import { type Cidr, type Family, parseCidr } from '../net/ip.js';
+import { type Cidr, type Family, hostPort, parseCidr } from '../net/ip.js';
 import type { Plan } from '../portmap/plan.js';
 import { commitTemp, fileContains, ownershipOf, stageCopy } from './atomic-file.js';
 import { BINARY_MARKER } from './executable.js';
@@ -60,7 +60,10 @@ export interface UninstallOptions {
 }
 
 export function parseUninstallArgs(args: readonly string[]): UninstallOptions | { error: string } {
-  const o: UninstallOptions = { cniBinDir: DEFAULT_CNI_BIN_DIR, cniCacheDir: DEFAULT_CNI_CACHE_DIR, markMasqBit: DEFAULT_MARK_MASQ_BIT, dryRun: false, json: false, help: false };
+  const o: UninstallOptions = {
+    cniBinDir: DEFAULT_CNI_BIN_DIR, cniCacheDir: DEFAULT_CNI_CACHE_DIR, markMasqBit: DEFAULT_MARK_MASQ_BIT,
+    dryRun: false, json: false, help: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const eq = a.indexOf('=');
@@ -174,6 +177,83 @@ async function swapBinary(step: BinaryStep): Promise<void> {
   for (const f of step.remove) rmSync(f, { force: true });
 }
 
+export interface UninstallReport {
+  dryRun: boolean;
+  attachments: Array<{
+    network: string;
+    containerID: string;
+    ifname: string;
+    forwards: Array<{ family: Family; protocol: string; hostIP?: string; hostPort: number; containerPort: number; pod: string }>;
+  }>;
+  /** One iptables-restore per family (the document itself with --dry-run). */
+  iptables: Array<{ family: Family; flavour: string; restore: string; document?: string }>;
+  binary: { path: string; action: BinaryStep['action']; from?: string; remove: string[] };
+  /** "absent", or the table that was (or would be) deleted. */
+  table: string;
+}
+
+/** The steps, in order; throws (having changed nothing of that step and after) when one fails. */
+async function uninstall(o: UninstallOptions): Promise<UninstallReport> {
+  const binary = binaryStep(o);
+  const nft = new NftRunner();
+  const table: TableState | undefined = await nft.readTable();
+  const podCidr = cacheLookup(o.cniCacheDir);
+  const { plans, problems } = table === undefined ? { plans: [], problems: [] } : reconstruct(table, { markMasqBit: o.markMasqBit, podCidr });
+  if (problems.length > 0) {
+    throw new UninstallError(`nothing was changed: ${problems.length} forward(s) cannot be converted:\n  ${problems.join('\n  ')}`);
+  }
+  const steps = await familySteps(plans);
+  if (!o.dryRun) {
+    for (const s of steps) {
+      try {
+        await s.ipt.restore(s.document);
+      } catch (e) {
+        const what = `${s.ipt.restoreBin} failed (IPv${s.family}); the nftables table and the binary were left as they were`;
+        throw new UninstallError(`${what}: ${(e as Error).message}`);
+      }
+    }
+    await swapBinary(binary);
+    if (table !== undefined) await nft.apply([{ delete: { table: { family: FAMILY, name: TABLE } } }]);
+  }
+  return {
+    dryRun: o.dryRun,
+    attachments: plans.map((p) => ({
+      network: p.owner.network,
+      containerID: p.owner.containerID,
+      ifname: p.owner.ifname,
+      forwards: p.families.flatMap((f) => f.forwards.map((x) => ({ family: f.family, ...x, pod: f.pod.address }))),
+    })),
+    iptables: steps.map((s) => ({
+      family: s.family, flavour: s.ipt.flavour, restore: s.ipt.restoreBin, ...(o.dryRun ? { document: s.document } : {}),
+    })),
+    binary: { path: binary.target, action: binary.action, ...(binary.from ? { from: binary.from } : {}), remove: binary.remove },
+    table: table === undefined ? 'absent' : `${FAMILY} ${TABLE}`,
+  };
+}
+
+/** The human report (pure). */
+export function formatUninstall(r: UninstallReport): string {
+  const did = (would: string, done: string) => (r.dryRun ? `would ${would}` : done);
+  const count = r.attachments.reduce((n, a) => n + a.forwards.length, 0);
+  const lines = [`${r.attachments.length} attachment(s) with ${count} forward(s) in nft ${FAMILY} ${TABLE}`];
+  for (const a of r.attachments) {
+    const forwards = a.forwards.map((f) => `${f.protocol} ${f.hostIP ?? '*'}:${f.hostPort} -> ${hostPort(f.pod, f.containerPort)}`);
+    lines.push(`  ${a.network}/${a.containerID}/${a.ifname}: ${forwards.join(', ')}`);
+  }
+  for (const s of r.iptables) {
+    lines.push(`${did('write', 'wrote')} them to the IPv${s.family} iptables (${s.restore} --noflush)`);
+    if (s.document) lines.push(s.document.trimEnd());
+  }
+  const b = r.binary;
+  if (b.action === 'restore') lines.push(`${did('put', 'put')} ${b.from} back as ${b.path}`);
+  if (b.action === 'copy') lines.push(`${did('install', 'installed')} ${b.from} as ${b.path}`);
+  if (b.action === 'none') lines.push(`${b.path} is not this plugin already: left as it is`);
+  for (const f of b.remove) lines.push(`${did('remove', 'removed')} ${f}`);
+  if (r.table === 'absent') lines.push(`no nftables table ${FAMILY} ${TABLE} here (nothing to convert)`);
+  else lines.push(`${did('delete', 'deleted')} the nftables table ${FAMILY} ${TABLE}`);
+  return `${lines.join('\n')}\n`;
+}
+
 export async function runUninstall(args: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const o = parseUninstallArgs(args);
   if ('error' in o) {
@@ -187,58 +267,9 @@ export async function runUninstall(args: readonly string[], out: (s: string) => 
   // The install lock first (no install swaps the binary meanwhile), then the plugin's (no ADD or DEL of ours).
   const installLock = o.dryRun ? undefined : await acquireLock('uninstall', 120_000, INSTALL_LOCK_NAME);
   try {
-    return await withLock('uninstall', async () => {
-      const binary = binaryStep(o);
-      const nft = new NftRunner();
-      const table: TableState | undefined = await nft.readTable();
-      const { plans, problems } = table === undefined ? { plans: [], problems: [] } : reconstruct(table, { markMasqBit: o.markMasqBit, podCidr: cacheLookup(o.cniCacheDir) });
-      if (problems.length > 0) {
-        throw new UninstallError(`nothing was changed: ${problems.length} forward(s) cannot be converted:\n  ${problems.join('\n  ')}`);
-      }
-      const steps = await familySteps(plans);
-      const summary = {
-        dryRun: o.dryRun,
-        attachments: plans.map((p) => ({
-          network: p.owner.network, containerID: p.owner.containerID, ifname: p.owner.ifname,
-          forwards: p.families.flatMap((f) => f.forwards.map((x) => ({ family: f.family, ...x, pod: f.pod.address }))),
-        })),
-        iptables: steps.map((s) => ({ family: s.family, flavour: s.ipt.flavour, restore: s.ipt.restoreBin, ...(o.dryRun ? { document: s.document } : {}) })),
-        binary: { path: binary.target, action: binary.action, ...(binary.from ? { from: binary.from } : {}), remove: binary.remove },
-        table: table === undefined ? 'absent' : `${FAMILY} ${TABLE}`,
-      };
-      if (!o.dryRun) {
-        for (const s of steps) {
-          try {
-            await s.ipt.restore(s.document);
-          } catch (e) {
-            throw new UninstallError(`${s.ipt.restoreBin} failed (IPv${s.family}); the nftables table and the binary were left as they were: ${(e as Error).message}`);
-          }
-        }
-        await swapBinary(binary);
-        if (table !== undefined) await nft.apply([{ delete: { table: { family: FAMILY, name: TABLE } } }]);
-      }
-      if (o.json) {
-        out(`${JSON.stringify(summary, null, 2)}\n`);
-        return 0;
-      }
-      const w = o.dryRun ? 'would ' : '';
-      const lines: string[] = [];
-      const n = summary.attachments.length;
-      lines.push(`${n} attachment(s) with ${summary.attachments.reduce((s, a) => s + a.forwards.length, 0)} forward(s) in nft ${FAMILY} ${TABLE}`);
-      for (const a of summary.attachments) lines.push(`  ${a.network}/${a.containerID}/${a.ifname}: ${a.forwards.map((f) => `${f.protocol} ${f.hostIP ?? '*'}:${f.hostPort} -> ${f.pod}:${f.containerPort}`).join(', ')}`);
-      for (const s of steps) {
-        lines.push(`${o.dryRun ? 'would write' : 'wrote'} them to the IPv${s.family} iptables (${s.ipt.restoreBin} --noflush)`);
-        if (o.dryRun) lines.push(s.document.trimEnd());
-      }
-      if (binary.action === 'restore') lines.push(`${o.dryRun ? 'would put' : 'put'} ${binary.from} back as ${binary.target}`);
-      if (binary.action === 'copy') lines.push(`${o.dryRun ? 'would install' : 'installed'} ${binary.from} as ${binary.target}`);
-      if (binary.action === 'none') lines.push(`${binary.target} is not this plugin already: left as it is`);
-      for (const f of binary.remove) lines.push(`${w}${o.dryRun ? 'remove' : 'removed'} ${f}`);
-      if (table !== undefined) lines.push(`${o.dryRun ? 'would delete' : 'deleted'} the nftables table ${FAMILY} ${TABLE}`);
-      else lines.push(`no nftables table ${FAMILY} ${TABLE} here (nothing to convert)`);
-      out(`${lines.join('\n')}\n`);
-      return 0;
-    });
+    const report = await withLock('uninstall', () => uninstall(o));
+    out(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatUninstall(report));
+    return 0;
   } catch (e) {
     const msg = (e as Error).message;
     if (o.json) out(`${JSON.stringify({ error: msg })}\n`);

@@ -8,7 +8,7 @@ import type { TableState } from '../../../src/backends/nftables/parse.js';
 import { PRIORITY_AFTER_SERVICES, PRIORITY_DEFAULT, conditionalRules, mapNames, ownerElements, podnetElements } from '../../../src/backends/nftables/render.js';
 import { dnatChain } from '../../../src/backends/iptables/render.js';
 import { parseInstallArgs } from '../../../src/cli/install.js';
-import { cacheLookup, parseUninstallArgs } from '../../../src/cli/uninstall.js';
+import { cacheLookup, formatUninstall, parseUninstallArgs } from '../../../src/cli/uninstall.js';
 import { chainsToRead, familyDocument, reconstruct } from '../../../src/cli/uninstall-plan.js';
 import { parseCidr } from '../../../src/net/ip.js';
 import { ownerOf } from '../../../src/portmap/owner.js';
@@ -202,5 +202,32 @@ describe('the pod subnet from the runtime\'s cached result', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the uninstall report', () => {
+  it('says what was done, or with --dry-run what would be, IPv6 pods in brackets', () => {
+    const report = {
+      dryRun: true,
+      attachments: [{ network: 'podnet', containerID: 'c1', ifname: 'eth0', forwards: [
+        { family: 4 as const, protocol: 'tcp', hostPort: 8080, containerPort: 80, pod: '10.244.0.2' },
+        { family: 6 as const, protocol: 'udp', hostIP: '2001:db8::1', hostPort: 53, containerPort: 5353, pod: 'fd00::2' },
+      ] }],
+      iptables: [{ family: 4 as const, flavour: 'nft', restore: 'iptables-nft-restore', document: '*nat\nCOMMIT\n' }],
+      binary: { path: '/opt/cni/bin/portmap', action: 'restore' as const, from: '/opt/cni/bin/portmap.orig', remove: ['/opt/cni/bin/portmap.previous'] },
+      table: 'inet cni_portmap',
+    };
+    expect(formatUninstall(report)).toBe([
+      '1 attachment(s) with 2 forward(s) in nft inet cni_portmap',
+      '  podnet/c1/eth0: tcp *:8080 -> 10.244.0.2:80, udp 2001:db8::1:53 -> [fd00::2]:5353',
+      'would write them to the IPv4 iptables (iptables-nft-restore --noflush)',
+      '*nat\nCOMMIT',
+      'would put /opt/cni/bin/portmap.orig back as /opt/cni/bin/portmap',
+      'would remove /opt/cni/bin/portmap.previous',
+      'would delete the nftables table inet cni_portmap',
+      '',
+    ].join('\n'));
+    const done = formatUninstall({ ...report, dryRun: false, iptables: [], attachments: [], table: 'absent', binary: { ...report.binary, action: 'none', remove: [] } });
+    expect(done).toBe('0 attachment(s) with 0 forward(s) in nft inet cni_portmap\n/opt/cni/bin/portmap is not this plugin already: left as it is\nno nftables table inet cni_portmap here (nothing to convert)\n');
   });
 });
