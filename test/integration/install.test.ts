@@ -571,3 +571,32 @@ describe('install: concurrent runs (own network namespace for the install lock)'
     }
   });
 });
+
+describe('uninstall refuses what the reference plugin could not take over, changing nothing', () => {
+  let bed: TestBed;
+  beforeAll(async () => {
+    bed = await TestBed.create({ plugin: EXECUTABLE, portmap: { backend: 'nftables', conditionsV4: ['ip', 'saddr', '!=', '192.0.2.99'] } });
+  });
+  afterAll(() => bed?.destroy());
+
+  it('a pod with nftables conditions: exit 1 naming it; our table, iptables and the bin dir as they were', async () => {
+    const pod = await bed.addPod([{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
+    await bed.serve(pod.netns, 'cond', 80);
+    const before = (await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'])).stdout;
+    const binBefore = readdirSync(bed.binDir).sort();
+    const res = await inNs(bed.node, [EXECUTABLE, 'uninstall', '--cni-bin-dir', bed.binDir, '--reference', REFERENCE_PORTMAP], { ok: [1] });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`nothing was changed: 1 forward(s) cannot be converted:\n  testnet/${pod.id}/eth0 has forwards with conditionsV4/conditionsV6`);
+    expect((await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'])).stdout).toBe(before);
+    expect(dnChains(await natSave(bed))).toEqual([]);
+    expect(readdirSync(bed.binDir).sort()).toEqual(binBefore);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080)).tag).toBe('cond');
+    // Once that pod is gone, it goes through.
+    expect((await bed.delPod(pod)).code).toBe(0);
+    const ok = await inNs(bed.node, [EXECUTABLE, 'uninstall', '--cni-bin-dir', bed.binDir, '--reference', REFERENCE_PORTMAP, '--json']);
+    const report = JSON.parse(ok.stdout) as { attachments: unknown[]; binary: { action: string }; table: string };
+    expect(report).toMatchObject({ attachments: [], binary: { action: 'copy' }, table: 'inet cni_portmap' });
+    expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);
+    expect(await hasOurTable(bed)).toBe(false);
+  });
+});
