@@ -21,7 +21,7 @@ import { FAMILY, TABLE } from '../backends/nftables/json.js';
 import type { TableState } from '../backends/nftables/parse.js';
 import { NftRunner } from '../backends/nftables/runner.js';
 import { acquireLock, withLock } from '../host/lock.js';
-import { type Cidr, type Family, hostPort, parseCidr } from '../net/ip.js';
+import { type Cidr, type Family, addrPort, parseCidr } from '../net/ip.js';
 import type { Plan } from '../portmap/plan.js';
 import { commitTemp, fileContains, ownershipOf, stageCopy } from './atomic-file.js';
 import { BINARY_MARKER } from './executable.js';
@@ -237,7 +237,7 @@ export function formatUninstall(r: UninstallReport): string {
   const count = r.attachments.reduce((n, a) => n + a.forwards.length, 0);
   const lines = [`${r.attachments.length} attachment(s) with ${count} forward(s) in nft ${FAMILY} ${TABLE}`];
   for (const a of r.attachments) {
-    const forwards = a.forwards.map((f) => `${f.protocol} ${f.hostIP ?? '*'}:${f.hostPort} -> ${hostPort(f.pod, f.containerPort)}`);
+    const forwards = a.forwards.map((f) => `${f.protocol} ${f.hostIP ?? '*'}:${f.hostPort} -> ${addrPort(f.pod, f.containerPort)}`);
     lines.push(`  ${a.network}/${a.containerID}/${a.ifname}: ${forwards.join(', ')}`);
   }
   for (const s of r.iptables) {
