@@ -20,6 +20,13 @@ Operator commands (no CNI_COMMAND; run as root, in the node's network namespace)
                             hostPort, conflists without the portMappings capability, ip_forward,
                             route_localnet, missing tools. Exit 0 when healthy, 1 with findings.
                             DIR defaults to ${DEFAULT_CNI_CONF_DIR}.
+  portmap install [--cni-bin-dir DIR] [--chain [--kubernetes --service-cidr CIDR]] [--dry-run]
+                            installs this executable as DIR/portmap (default /opt/cni/bin) atomically,
+                            keeping the replaced binary; --chain adds portmap to the conflist the
+                            runtime loads. "portmap install --help" for details.
+  portmap uninstall [--cni-bin-dir DIR] [--dry-run]
+                            back to the reference plugin: re-creates every hostPort forward of ours in
+                            its iptables layout, removes our nft table, puts DIR/portmap.orig back.
   portmap --help            this text
   portmap --version         plugin and CNI protocol versions
 
@@ -74,6 +81,14 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   if (cmd === '--version' || cmd === 'version') {
     out(`portmap ${VERSION}\n${PROTOCOLS}\n`);
     return 0;
+  }
+  if (cmd === 'install') {
+    const { runInstall } = await import('./install.js');
+    return runInstall(rest, out, err);
+  }
+  if (cmd === 'uninstall') {
+    const { runUninstall } = await import('./uninstall.js');
+    return runUninstall(rest, out, err);
   }
   if (cmd === 'list' || cmd === 'doctor') {
     const opts = parseOptions(rest, cmd === 'doctor');
