@@ -1,20 +1,26 @@
-// Bundles src/main.ts into one executable file, dist/portmap (CommonJS, so it runs from any directory,
-// with or without a package.json beside it). Modules reached through import() stay lazy in the bundle.
+// Bundles src/main.ts with esbuild into one CommonJS file and makes the two things `npm run build` ships:
 //
-// Then builds dist/portmap-sea, a self-contained executable for nodes without Node.js: a copy of this
-// Node binary with the bundle (and V8's code cache for it) injected as a single executable application
-// (https://nodejs.org/docs/latest-v20.x/api/single-executable-applications.html).
-// A failed SEA build is a warning, unless CI is set or --require-sea is given: then it fails the build.
+//   dist/portmap             the bundle with V8's code cache for it, `#!/usr/bin/env node`: needs node >= 20
+//   dist/portmap-standalone  the same bundle compiled by Bun's single-file compiler (`bun build --compile`)
+//                            into a self-contained executable: the Bun runtime and the bundle's bytecode in
+//                            one ELF file, no Node.js or Bun needed on the node. README installs this one.
+//
+// Bun comes from the npm registry, pinned in package.json (optionalDependencies, one package per CPU:
+// npm installs the one that matches this machine); nothing is downloaded at build time. A failed
+// standalone build is a warning, unless CI is set or --require-standalone is given: then it fails the
+// build. --no-standalone skips it.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const outfile = join(root, 'dist', 'portmap');
-const seaFile = join(root, 'dist', 'portmap-sea');
+const standaloneFile = join(root, 'dist', 'portmap-standalone');
 const SHEBANG = '#!/usr/bin/env node';
 mkdirSync(dirname(outfile), { recursive: true });
 
@@ -27,14 +33,17 @@ const bundleOptions = {
   minify: true,
   legalComments: 'none',
   logLevel: 'warning',
+  // `portmap --version` prints it (src/cli/cli.ts).
+  define: { PORTMAP_VERSION: JSON.stringify(pkg.version) },
 };
+
 /**
  * dist/portmap: one CommonJS file holding the bundle's code and V8's code cache for it, produced after a
- * warm-up run (src/host/warm-up.ts): a CNI call then skips compiling what it runs (about 8 ms per call
- * here). A Node whose V8 differs from this build's rejects the cache and compiles as usual.
+ * warm-up run (src/startup/warm-up.ts): a CNI call then skips compiling what it runs (see bench/README.md
+ * for what it saves). A Node whose V8 differs from this build's rejects the cache and compiles as usual.
  */
 async function buildBundle() {
-  const result = await build({ ...bundleOptions, write: false, define: { PORTMAP_SNAPSHOT: 'false' } });
+  const result = await build({ ...bundleOptions, write: false });
   const code = `(function (exports, require, module, __filename, __dirname) {${result.outputFiles[0].text}\n})`;
   const work = mkdtempSync(join(tmpdir(), 'portmap-bundle-'));
   try {
@@ -74,67 +83,73 @@ async function buildBundle() {
 }
 await buildBundle();
 
-/** Whether a program is on PATH. */
-function onPath(program) {
-  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, program), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+/**
+ * The Bun binary of the package npm installed for this CPU (package.json's optionalDependencies). On
+ * x64 it is the "baseline" build (no AVX2 needed), so the executable runs on every x86-64 node.
+ */
+function bunBinary() {
+  const name = { x64: '@oven/bun-linux-x64-baseline', arm64: '@oven/bun-linux-aarch64' }[process.arch];
+  if (process.platform !== 'linux' || !name) throw new Error(`no Bun package for ${process.platform}/${process.arch} in package.json`);
+  const require = createRequire(join(root, 'package.json'));
+  const dir = dirname(require.resolve(`${name}/package.json`));
+  const version = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version;
+  return { bin: join(dir, 'bin', 'bun'), version };
 }
 
 /**
- * The SEA. By default its main script is a V8 startup snapshot (`useSnapshot`) of the bundle built with
- * PORTMAP_SNAPSHOT=true: every module is loaded and initialised at build time (src/host/snapshot.ts),
- * so a CNI call skips module evaluation and zod schema construction (about 15 ms of CPU per call here,
- * see bench/README.md). PORTMAP_SEA=codecache builds the plain bundle with V8's code cache instead.
- * The copied binary is stripped of its debug symbols first when `strip` exists (about 13 MB smaller);
- * the blob is injected with postject.
+ * The standalone executable: the esbuild bundle (the same code as dist/portmap) compiled by
+ * `bun build --compile` with the bundle's bytecode (--bytecode: no parsing or compiling at start).
+ * The executable must not read anything of the directory it is started in: .env and bunfig.toml
+ * autoloading are off (a .env file in a runtime's working directory would otherwise set our
+ * environment), and so are tsconfig.json and package.json.
  */
-async function buildSea() {
-  const work = mkdtempSync(join(tmpdir(), 'portmap-sea-'));
+async function buildStandalone() {
+  const bun = bunBinary();
+  const work = mkdtempSync(join(tmpdir(), 'portmap-standalone-'));
   try {
-    const main = join(work, 'main.cjs');
-    const blob = join(work, 'sea.blob');
-    const config = join(work, 'sea-config.json');
-    const snapshot = process.env.PORTMAP_SEA !== 'codecache';
-    await build({ ...bundleOptions, outfile: main, define: { PORTMAP_SNAPSHOT: String(snapshot) } });
-    writeFileSync(config, JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, ...(snapshot ? { useSnapshot: true } : { useCodeCache: true }) }));
-    execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
+    const main = join(work, 'portmap.cjs');
+    const exe = join(work, 'portmap-standalone');
+    await build({ ...bundleOptions, outfile: main });
+    execFileSync(
+      bun.bin,
+      [
+        'build', main, '--compile', '--minify', '--bytecode', '--format=cjs', '--target=bun', '--outfile', exe,
+        '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
+        '--no-compile-autoload-tsconfig', '--no-compile-autoload-package-json',
+      ],
+      // Bun keeps nothing outside `work` (its install cache is not used by a build).
+      { cwd: work, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BUN_INSTALL_CACHE_DIR: join(work, 'cache'), DO_NOT_TRACK: '1' } },
+    );
 
-    const exe = join(work, 'portmap-sea');
-    copyFileSync(process.execPath, exe);
-    chmodSync(exe, 0o755);
-    if (onPath('strip')) execFileSync('strip', ['--strip-all', exe], { stdio: 'ignore' });
-    const { inject } = (await import('postject')).default;
-    await inject(exe, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2' });
-
-    // A smoke test before it replaces the previous one: it must answer VERSION on its own.
-    const out = execFileSync(exe, [], { input: '{"cniVersion":"1.0.0"}', env: { CNI_COMMAND: 'VERSION', PATH: '/nonexistent' } });
-    if (!/"supportedVersions"/.test(out.toString())) throw new Error(`the SEA answered VERSION with ${JSON.stringify(out.toString())}`);
-    mkdirSync(dirname(seaFile), { recursive: true });
-    copyFileSync(exe, `${seaFile}.tmp`);
-    renameSync(`${seaFile}.tmp`, seaFile);
-    console.log(`built ${seaFile} (self-contained, Node ${process.versions.node}, ${snapshot ? 'startup snapshot' : 'code cache'})`);
+    // A smoke test before it replaces the previous one: it must answer VERSION on its own, and say
+    // which runtime it embeds.
+    const env = { PATH: '/nonexistent' };
+    const out = execFileSync(exe, [], { input: '{"cniVersion":"1.0.0"}', env: { ...env, CNI_COMMAND: 'VERSION' }, cwd: work }).toString();
+    if (!/"supportedVersions"/.test(out)) throw new Error(`the standalone executable answered VERSION with ${JSON.stringify(out)}`);
+    const version = execFileSync(exe, ['--version'], { env, cwd: work }).toString();
+    if (!version.includes(`portmap ${pkg.version}`) || !version.includes(`Bun ${bun.version}`)) {
+      throw new Error(`the standalone executable's --version says ${JSON.stringify(version)}`);
+    }
+    copyFileSync(exe, `${standaloneFile}.tmp`);
+    chmodSync(`${standaloneFile}.tmp`, 0o755);
+    renameSync(`${standaloneFile}.tmp`, standaloneFile);
+    console.log(`built ${standaloneFile} (self-contained, Bun ${bun.version})`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 }
 
-const requireSea = process.argv.includes('--require-sea') || ['1', 'true'].includes((process.env.CI ?? '').toLowerCase());
-if (process.argv.includes('--no-sea')) {
-  console.log('skipped the self-contained executable (--no-sea)');
+const requireStandalone = process.argv.includes('--require-standalone') || ['1', 'true'].includes((process.env.CI ?? '').toLowerCase());
+if (process.argv.includes('--no-standalone')) {
+  console.log('skipped the standalone executable (--no-standalone)');
 } else {
   try {
-    await buildSea();
+    await buildStandalone();
   } catch (err) {
-    rmSync(seaFile, { force: true }); // never leave a stale one beside a new bundle
-    const msg = `could not build the self-contained executable ${seaFile}: ${err?.message ?? err}\n` +
-      '  it needs Node >= 20 with single executable application support and the postject devDependency (npm install)';
-    if (requireSea) {
+    rmSync(standaloneFile, { force: true }); // never leave a stale one beside a new bundle
+    const msg = `could not build the standalone executable ${standaloneFile}: ${err?.message ?? err}\n` +
+      '  it needs the Bun package of package.json\'s optionalDependencies for this CPU (npm ci installs it)';
+    if (requireStandalone) {
       console.error(`error: ${msg}`);
       process.exit(1);
     }

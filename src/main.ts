@@ -41,18 +41,19 @@ async function main(): Promise<number> {
   return runCli(process.argv.slice(2));
 }
 
-// Exit explicitly: a CNI call is over once its answer is written (stdout to a pipe is synchronous).
-const start = (): void => {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`portmap: ${(err as Error)?.stack ?? String(err)}\n`);
-      process.exit(2);
-    },
-  );
+/**
+ * A CNI call exits as soon as its answer is written (print is synchronous). The operator CLI writes
+ * through process.stdout and process.stderr, which Bun writes to a pipe asynchronously: an exit right
+ * after a report larger than the pipe's buffer would cut it. So the CLI ends when the event loop is
+ * empty (everything written); the timer only ends a CLI whose loop something still holds.
+ */
+const cli = process.env.CNI_COMMAND === undefined || process.env.CNI_COMMAND === '';
+const end = (code: number): void => {
+  if (!cli) process.exit(code);
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 10_000).unref();
 };
-
-/** true only in the bundle that build/build.mjs turns into the self-contained executable's startup snapshot. */
-declare const PORTMAP_SNAPSHOT: boolean | undefined;
-if (typeof PORTMAP_SNAPSHOT !== 'undefined' && PORTMAP_SNAPSHOT) void import('./startup/snapshot.js').then((s) => s.prepareSnapshot(start));
-else start();
+main().then(end, (err: unknown) => {
+  process.stderr.write(`portmap: ${(err as Error)?.stack ?? String(err)}\n`);
+  end(2);
+});

@@ -1,6 +1,11 @@
 import { SUPPORTED_VERSIONS } from '../cni/versions.js';
 
-export const VERSION = '0.1.0';
+/** package.json's version, set by build/build.mjs (esbuild `define`); unbundled (tests) there is none. */
+declare const PORTMAP_VERSION: string | undefined;
+export const VERSION = typeof PORTMAP_VERSION === 'string' ? PORTMAP_VERSION : '0.0.0-unbundled';
+
+/** The runtime this process runs on: Bun in the standalone executable, else Node.js. */
+const runtime = (): string => (process.versions.bun ? `Bun ${process.versions.bun}` : `Node.js ${process.versions.node}`);
 
 const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
 
@@ -28,7 +33,7 @@ Operator commands (no CNI_COMMAND; run as root, in the node's network namespace)
                             back to the reference plugin: re-creates every hostPort forward of ours in
                             its iptables layout, removes our nft table, puts DIR/portmap.orig back.
   portmap --help            this text
-  portmap --version         plugin and CNI protocol versions
+  portmap --version         plugin version, its runtime, CNI protocol versions
 
 Environment: PORTMAP_LOG=debug for debug logs on stderr, PORTMAP_LOG_FILE=<path> to also append them to a file.
 `;
@@ -79,7 +84,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (cmd === '--version' || cmd === 'version') {
-    out(`portmap ${VERSION}\n${PROTOCOLS}\n`);
+    out(`portmap ${VERSION}\nruntime: ${runtime()}\n${PROTOCOLS}\n`);
     return 0;
   }
   if (cmd === 'install') {
