@@ -13,7 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LockTimeoutError, acquireLock } from '../../src/host/lock.js';
-import { PLUGIN, type Pod, TestBed, inNs, sh } from './harness.js';
+import { type Pod, TestBed, inNs, sh } from './harness.js';
+import { executableUnderTest } from './standalone.js';
+
+// The executable README installs, with no node on PATH (PORTMAP_TEST_EXECUTABLE=bundle: dist/portmap).
+const exe = executableUnderTest();
+afterAll(() => exe.remove());
 
 interface Outcome {
   code: number | null;
@@ -25,8 +30,8 @@ interface Outcome {
 function start(ns: string, env: Record<string, string>, stdin: string): { child: ChildProcess; done: Promise<Outcome> } {
   const started = performance.now();
   // `ip netns exec` execs the plugin in place; detached puts it (and any nft it runs) in its own group.
-  const child = spawn('ip', ['netns', 'exec', ns, PLUGIN], {
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+  const child = spawn('ip', ['netns', 'exec', ns, exe.bin], {
+    env: { PATH: exe.path, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });
@@ -120,8 +125,8 @@ async function backendWorks(backend: string): Promise<boolean> {
   const ns = `pmcrash${process.pid}${backend.slice(0, 2)}`;
   await sh(['ip', 'netns', 'add', ns]);
   try {
-    const res = await inNs(ns, [PLUGIN], {
-      env: { PATH: process.env.PATH ?? '', CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' },
+    const res = await inNs(ns, [exe.bin], {
+      env: { PATH: exe.path, CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' },
       input: JSON.stringify({ cniVersion: '1.1.0', name: 'probe', type: 'portmap', backend }),
       ok: [1],
     });
@@ -132,7 +137,7 @@ async function backendWorks(backend: string): Promise<boolean> {
 }
 
 for (const backend of ['nftables', 'iptables'] as const)
-describe(`crash safety (${backend}): SIGKILL at any point of ADD and DEL`, () => {
+describe(`crash safety (${backend}, ${exe.label}): SIGKILL at any point of ADD and DEL`, () => {
   let ready = true;
   let bed: TestBed;
   let podA: Pod;
@@ -197,7 +202,7 @@ describe(`crash safety (${backend}): SIGKILL at any point of ADD and DEL`, () =>
     dir = mkdtempSync(join(tmpdir(), 'portmap-crash-'));
     if (backend === 'iptables') ready = await backendWorks('iptables');
     if (!ready) return;
-    bed = await TestBed.create({ portmap: { backend } });
+    bed = await TestBed.create({ plugin: exe.bin, portmap: { backend }, env: { PATH: exe.path } });
     podA = await bed.addPod([{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
     oldState = await state();
     const add = await call('ADD');

@@ -12,7 +12,12 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PLUGIN, type Pod, TestBed, inNs, reply, sh } from './harness.js';
+import { type Pod, TestBed, inNs, reply, sh } from './harness.js';
+import { executableUnderTest } from './standalone.js';
+
+// The executable README installs, with no node on PATH (PORTMAP_TEST_EXECUTABLE=bundle: dist/portmap).
+const exe = executableUnderTest();
+afterAll(() => exe.remove());
 
 const ATTACHMENTS = 120; // 120 ADDs + 80 DELs = 200 calls
 const WORKERS = 12;
@@ -26,7 +31,7 @@ interface Outcome {
 
 function runPlugin(ns: string, env: Record<string, string>, stdin: string): Promise<Outcome> {
   return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', ns, PLUGIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', ns, exe.bin], { env: { PATH: exe.path, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -60,7 +65,7 @@ const deleted = (i: number) => i % 3 !== 0;
 const mentions = (text: string, token: string) => new RegExp(`(^|[^0-9.])${token.replace(/\./g, '\\.')}(?![0-9])`, 'm').test(text);
 
 for (const backend of ['nftables', 'iptables'] as const) {
-  describe(`concurrency stress (${backend})`, () => {
+  describe(`concurrency stress (${backend}, ${exe.label})`, () => {
     let bed: TestBed;
     let sink: Pod;
     let ready = true;
@@ -87,7 +92,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
     beforeAll(async () => {
       if (backend === 'iptables') ready = await backendWorks('iptables');
       if (!ready) return;
-      bed = await TestBed.create({ portmap: { backend } });
+      bed = await TestBed.create({ plugin: exe.bin, portmap: { backend }, env: { PATH: exe.path } });
       sink = await bed.addPod([]);
       const batch = Array.from({ length: ATTACHMENTS }, (_, i) => `addr add ${ipOf(i)}/24 dev eth0`).join('\n');
       await inNs(sink.netns, ['ip', '-batch', '-'], { input: `${batch}\n` });
