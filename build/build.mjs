@@ -97,6 +97,13 @@ function bunBinary() {
 }
 
 /**
+ * JavaScriptCore's JIT tier-up thresholds, scaled: a CNI call runs each function a few times, and
+ * compiling them (JIT threads, and the compiler's own code paged in) cost more CPU and memory than it
+ * saved (measured: bench/README.md). 1000x keeps a call in the interpreter, on bytecode built at build time.
+ */
+const JIT_POLICY = 1000;
+
+/**
  * The standalone executable: the esbuild bundle (the same code as dist/portmap) compiled by
  * `bun build --compile` with the bundle's bytecode (--bytecode: no parsing or compiling at start).
  * The executable must not read anything of the directory it is started in: .env and bunfig.toml
@@ -116,6 +123,7 @@ async function buildStandalone() {
         'build', main, '--compile', '--minify', '--bytecode', '--format=cjs', '--target=bun', '--outfile', exe,
         '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
         '--no-compile-autoload-tsconfig', '--no-compile-autoload-package-json',
+        `--compile-jit-policy=${JIT_POLICY}`,
       ],
       // Bun keeps nothing outside `work` (its install cache is not used by a build).
       { cwd: work, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BUN_INSTALL_CACHE_DIR: join(work, 'cache'), DO_NOT_TRACK: '1' } },
