@@ -111,7 +111,8 @@ async function executables(work) {
   const bun = join(dirname(createRequire(join(ROOT, 'package.json')).resolve(`${name}/package.json`)), 'bin', 'bun');
   const exe = join(work, 'portmap-standalone');
   execFileSync(bun, ['build', main, '--compile', '--minify', '--bytecode', '--format=cjs', '--target=bun', '--outfile', exe,
-    '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig', '--no-compile-autoload-tsconfig', '--no-compile-autoload-package-json'], { cwd: work, stdio: 'ignore' });
+    '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig', '--no-compile-autoload-tsconfig', '--no-compile-autoload-package-json',
+    '--compile-jit-policy=1000'], { cwd: work, stdio: 'ignore' });
   writeFileSync(join(work, 'node-bundle'), `#!/bin/sh\nexec ${process.execPath} ${main}\n`, { mode: 0o755 });
   return [{ name: 'standalone (Bun)', bin: exe }, { name: `bundle (Node ${process.version}, no code cache)`, bin: join(work, 'node-bundle') }];
 }

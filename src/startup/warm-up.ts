@@ -1,7 +1,7 @@
 /**
- * Warm-up for the self-contained executable's startup snapshot (snapshot.ts) and the bundle's code cache
- * (build/build.mjs): runs the pure path of an ADD and a DEL, child processes and the lock once, so that the
- * functions they use get compiled at build time instead of on every CNI call.
+ * Warm-up for the bundle's code cache (build/build.mjs, dist/portmap on Node): runs the pure path of an
+ * ADD and a DEL, child processes and the lock once, so that the functions they use get compiled at build
+ * time instead of on every CNI call (about 10 ms of CPU per call; bench/README.md).
  * Nothing here may keep per-call state: its results are thrown away.
  */
 const SAMPLE_NETNS = '/var/run/netns/snapshot-warm-up';
@@ -49,7 +49,7 @@ export async function warmUpProcessAndLock(): Promise<void> {
   await (await acquireLock('snapshot warm-up', 5_000, `\0cni-portmap-snapshot-${process.pid}`)).release();
 }
 
-/** Both warm-ups (for the code cache: regular expressions need no special care there). */
+/** Both warm-ups. */
 export async function warmUp(): Promise<void> {
   await warmUpPurePath();
   await warmUpProcessAndLock();
