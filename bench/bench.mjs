@@ -19,7 +19,7 @@ import {
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 const OURS = join(ROOT, 'dist', 'portmap');
-const OURS_STANDALONE = join(ROOT, 'dist', 'portmap-standalone');
+const OURS_STANDALONE = join(ROOT, JSON.parse(readFileSync(join(ROOT, 'build', 'executable.json'), 'utf8')).selfContained);
 const REFERENCE = process.env.BENCH_REFERENCE ?? '/usr/lib/cni/portmap';
 
 const int = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);

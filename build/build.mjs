@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const outfile = join(root, 'dist', 'portmap');
-const standaloneFile = join(root, 'dist', 'portmap-standalone');
+// Named in one place, for the release, the image and the tests too.
+const standaloneFile = join(root, JSON.parse(readFileSync(join(root, 'build', 'executable.json'), 'utf8')).selfContained);
 const SHEBANG = '#!/usr/bin/env node';
 mkdirSync(dirname(outfile), { recursive: true });
 

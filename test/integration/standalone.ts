@@ -3,12 +3,13 @@
  * the one README installs, and the PATH of a node without Node.js for it: tests that run the plugin as
  * it is installed (standalone.test.ts, crash, stress) use both.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PLUGIN, ROOT } from './harness.js';
 
-export const STANDALONE = join(ROOT, 'dist', 'portmap-standalone');
+/** dist/portmap-standalone, named in one place (build/executable.json). */
+export const STANDALONE = join(ROOT, (JSON.parse(readFileSync(join(ROOT, 'build', 'executable.json'), 'utf8')) as { selfContained: string }).selfContained);
 
 /** Programs a node without a JavaScript runtime does not have. */
 const RUNTIMES = new Set(['node', 'nodejs', 'npm', 'npx', 'corepack', 'bun', 'bunx']);
