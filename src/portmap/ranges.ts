@@ -26,51 +26,73 @@ export interface CompactForwards {
 /** The shortest run of ports that becomes a span: a lone port keeps its per-port form. */
 export const MIN_SPAN = 2;
 
-const groupOf = (protocol: Protocol, hostIP: string | undefined): string => `${protocol} ${hostIP ?? '*'}`;
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
+const INDEX_BITS = 2 ** 18;
+const PORT_BITS = 65536;
+
+/** Numbers the (protocol, hostIP) groups: 0-2 are the protocols without a host address. */
+function groupIds(forwards: readonly Forward[]): Uint32Array {
+  const byHostIP = new Map<string, number>();
+  const ids = new Uint32Array(forwards.length);
+  for (let i = 0; i < forwards.length; i++) {
+    const f = forwards[i]!;
+    let base = 0;
+    if (f.hostIP !== undefined) {
+      let b = byHostIP.get(f.hostIP);
+      if (b === undefined) byHostIP.set(f.hostIP, (b = (byHostIP.size + 1) * PROTOCOLS.length));
+      base = b;
+    }
+    ids[i] = base + PROTOCOLS.indexOf(f.protocol);
+  }
+  return ids;
+}
 
 /**
  * Compacts forwards into maximal spans of at least MIN_SPAN consecutive host ports with hostPort ==
- * containerPort (per protocol and hostIP), in O(n log n). Singles keep their input order; spans are
- * sorted by protocol, hostIP and first port. Repeated keys count once (the first one wins).
+ * containerPort (per protocol and hostIP). Singles keep their input order; spans come in the order of
+ * their group's first appearance, then port. Repeated keys count once (the first one wins). One numeric
+ * sort and one scan: a CNI call compacts its forwards once, so this avoids per-forward strings and sets.
  */
 export function compactForwards(forwards: readonly Forward[]): CompactForwards {
-  const seen = new Set<string>();
-  const unique: Forward[] = [];
-  for (const f of forwards) {
-    const key = `${groupOf(f.protocol, f.hostIP)} ${f.hostPort}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    unique.push(f);
-  }
-  const byGroup = new Map<string, Forward[]>();
-  for (const f of unique) {
-    if (f.hostPort !== f.containerPort) continue;
-    const g = groupOf(f.protocol, f.hostIP);
-    let list = byGroup.get(g);
-    if (!list) byGroup.set(g, (list = []));
-    list.push(f);
-  }
+  if (forwards.length >= INDEX_BITS) throw new RangeError(`at most ${INDEX_BITS - 1} forwards`);
+  const ids = groupIds(forwards);
+  // (group, port, index) as one sortable number: below 2^53 for up to 2^19 groups.
+  const order = new Float64Array(forwards.length);
+  for (let i = 0; i < forwards.length; i++) order[i] = (ids[i]! * PORT_BITS + forwards[i]!.hostPort) * INDEX_BITS + i;
+  order.sort();
+  /** 0: a repeated key, 1: a single, 2: part of a span */
+  const role = new Uint8Array(forwards.length);
   const spans: PortSpan[] = [];
-  const inSpan = new Set<Forward>();
-  for (const g of [...byGroup.keys()].sort()) {
-    const list = byGroup.get(g)!.sort((a, b) => a.hostPort - b.hostPort);
-    let start = 0;
-    for (let i = 1; i <= list.length; i++) {
-      if (i < list.length && list[i]!.hostPort === list[i - 1]!.hostPort + 1) continue;
-      if (i - start >= MIN_SPAN) {
-        const head = list[start]!;
-        spans.push({
-          protocol: head.protocol,
-          first: head.hostPort,
-          last: list[i - 1]!.hostPort,
-          ...(head.hostIP !== undefined ? { hostIP: head.hostIP } : {}),
-        });
-        for (let j = start; j < i; j++) inSpan.add(list[j]!);
-      }
-      start = i;
+  let run: number[] = [];
+  const closeRun = () => {
+    if (run.length >= MIN_SPAN) {
+      const head = forwards[run[0]!]!;
+      spans.push({
+        protocol: head.protocol,
+        first: head.hostPort,
+        last: forwards[run[run.length - 1]!]!.hostPort,
+        ...(head.hostIP !== undefined ? { hostIP: head.hostIP } : {}),
+      });
+      for (const i of run) role[i] = 2;
     }
+    run = [];
+  };
+  let prevKey = -1;
+  for (let k = 0; k < order.length; k++) {
+    const v = order[k]!;
+    const i = v % INDEX_BITS;
+    const key = (v - i) / INDEX_BITS;
+    if (key === prevKey) continue; // the same group and port again
+    role[i] = 1;
+    const f = forwards[i]!;
+    // The run goes on with the next port of the same group (a remapped forward has ended it).
+    const next = run.length > 0 && key === prevKey + 1 && ids[run[run.length - 1]!] === ids[i];
+    if (!next || f.hostPort !== f.containerPort) closeRun();
+    if (f.hostPort === f.containerPort) run.push(i);
+    prevKey = key;
   }
-  return { spans, singles: unique.filter((f) => !inSpan.has(f)) };
+  closeRun();
+  return { spans, singles: forwards.filter((_, i) => role[i] === 1) };
 }
 
 /** The forwards a span stands for, one per port. */
