@@ -23,5 +23,5 @@ export async function del(deps: PluginDeps, call: PortmapCall): Promise<void> {
     await backend.del(owner, plan);
     await deps.testpoint('del:applied');
   });
-  if (plan) await flushUdp(deps, plan);
+  if (plan) await flushUdp(deps, plan, 'DEL');
 }

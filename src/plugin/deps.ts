@@ -3,13 +3,12 @@
  * helpers around the firewall change. Unit tests pass fakes; the plugin runs with defaultDeps().
  */
 import { CniError, ErrorCode } from '../cni/errors.js';
-import { flushUdpConntrack } from '../host/conntrack.js';
+import { type UdpTarget, flushUdpEntries } from '../host/conntrack.js';
 import { LockTimeoutError, withLock } from '../host/lock.js';
 import { routeDevice } from '../host/route.js';
 import { enableRouteLocalnet, readRouteLocalnet } from '../host/sysctl.js';
 import { testpoint } from '../host/testpoint.js';
 import type { Backend } from '../backends/backend.js';
-import type { Family } from '../net/ip.js';
 import type { PortmapConfig } from '../portmap/config.js';
 import { backendFor } from './backend-choice.js';
 
@@ -20,7 +19,8 @@ export interface PluginDeps {
   routeDevice(address: string): Promise<string | undefined>;
   readRouteLocalnet(dev: string): Promise<boolean>;
   enableRouteLocalnet(dev: string): Promise<void>;
-  flushUdpConntrack(port: number, family: Family): Promise<void>;
+  /** Deletes the stale UDP conntrack entries of these host ports (host/conntrack.ts). */
+  flushUdpConntrack(targets: readonly UdpTarget[], verb: 'ADD' | 'DEL'): Promise<void>;
   /** A no-op unless the crash tests ask to pause there (host/testpoint.ts). */
   testpoint(name: string): Promise<void>;
 }
@@ -32,7 +32,7 @@ export function defaultDeps(): PluginDeps {
     routeDevice: (address) => routeDevice(address),
     readRouteLocalnet,
     enableRouteLocalnet,
-    flushUdpConntrack: (port, family) => flushUdpConntrack(port, family),
+    flushUdpConntrack: async (targets, verb) => void (await flushUdpEntries(targets, verb)),
     testpoint,
   };
 }

@@ -5,7 +5,7 @@
  * (nftables) or one rule (iptables `--dport a:b`) that forwards to the pod's address and keeps the port.
  * Every other mapping stays a single port.
  */
-import type { Protocol } from '../cni/config.js';
+import type { Protocol } from './config.js';
 import type { Forward } from './plan.js';
 
 /** Host ports first..last (inclusive) of one protocol, forwarded to the same ports of the pod. */
@@ -167,4 +167,16 @@ export function multiportChunks(singles: readonly number[], spans: ReadonlyArray
   }
   if (chunk.length > 0) chunks.push(chunk);
   return chunks;
+}
+
+/** Sorted, merged inclusive intervals of a list of ports (repeats allowed). */
+export function portIntervals(ports: Iterable<number>): Array<{ first: number; last: number }> {
+  const sorted = Uint32Array.from(ports).sort();
+  const out: Array<{ first: number; last: number }> = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last && p <= last.last + 1) last.last = Math.max(last.last, p);
+    else out.push({ first: p, last: p });
+  }
+  return out;
 }

@@ -29,7 +29,9 @@ function fakeDeps(overrides: Partial<PluginDeps> = {}, backend = new FakeBackend
     routeDevice: async (address) => (events.push(`route ${address}`), 'cni0'),
     readRouteLocalnet: async () => true,
     enableRouteLocalnet: async (dev) => void events.push(`route_localnet ${dev}`),
-    flushUdpConntrack: async (port, family) => void events.push(`conntrack ${port} v${family}`),
+    flushUdpConntrack: async (targets) => {
+      for (const t of targets) for (const p of t.ports) for (let port = p.first; port <= p.last; port++) events.push(`conntrack ${port} v${t.family}`);
+    },
     testpoint: async () => undefined,
     ...overrides,
   };
