@@ -13,8 +13,12 @@ export interface ForwardRow {
   /** undefined: every local address */
   hostIP?: string;
   hostPort: number;
+  /** A port range: its last host port (the container ports are the same numbers, hostPort..lastHostPort). */
+  lastHostPort?: number;
   podIP: string;
   containerPort: number;
+  /** nftables: connections the forward's map element counted (its first packets, seen in the nat hooks). */
+  connections?: number;
   network?: string;
   containerID?: string;
   ifname?: string;

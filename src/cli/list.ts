@@ -23,7 +23,7 @@ const backendLabel = (r: ListRow): string => {
   return r.origin === 'reference' ? `${base} (reference plugin)` : base;
 };
 
-const HEADERS = ['PROTO', 'HOST ADDRESS', 'PORT', '', 'CONTAINER', 'NETWORK', 'CONTAINER ID', 'IF', 'BACKEND'];
+const HEADERS = ['PROTO', 'HOST ADDRESS', 'PORT', '', 'CONTAINER', 'NETWORK', 'CONTAINER ID', 'IF', 'CONNS', 'BACKEND'];
 
 /** The human table (pure). */
 export function formatRows(rows: readonly ListRow[]): string {
@@ -31,12 +31,13 @@ export function formatRows(rows: readonly ListRow[]): string {
   const body = sortRows(rows).map((r) => [
     String(r.protocol),
     r.hostIP ?? (r.family === 4 ? '*' : '*6'),
-    String(r.hostPort),
+    r.lastHostPort !== undefined ? `${r.hostPort}-${r.lastHostPort}` : String(r.hostPort),
     '->',
-    addrPort(r.podIP, r.containerPort),
+    addrPort(r.podIP, r.containerPort) + (r.lastHostPort !== undefined ? `-${r.lastHostPort}` : ''),
     r.network ?? '-',
     shortId(r.containerID, 24),
     r.ifname ?? '-',
+    r.connections !== undefined ? String(r.connections) : '-',
     backendLabel(r) + (r.conditional ? ' [conditions]' : ''),
   ]);
   const out = table(HEADERS, body);

@@ -61,6 +61,14 @@ export function canonicalKeys(obj: Record<string, unknown>, known: readonly stri
   return out;
 }
 
+/**
+ * Mappings per attachment: one per host port. A range publish (`-p 40000-56383:40000-56383/udp`) arrives
+ * as one mapping per port and becomes one interval in the kernel (portmap/ranges.ts); a longer list is
+ * refused before any of it is looked at, so validation stays bounded (stdin itself is at most 16 MiB).
+ */
+export const MAX_PORT_MAPPINGS = 65_535;
+const TOO_MANY = `at most ${MAX_PORT_MAPPINGS} port mappings`;
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Tokens of conditionsV4/V6: words without quotes, whitespace, comment or statement separators. */
@@ -91,6 +99,53 @@ const mappingSchema = z.object({
     ),
   ),
 });
+
+type ParsedMapping = z.infer<typeof mappingSchema>;
+
+const PROTOCOLS = new Set(['tcp', 'udp', 'sctp']);
+const isPort = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
+
+/**
+ * The common valid mapping, checked by hand: zod costs some 8 us a mapping, 140 ms for a range of 16,384
+ * ports. The same rules as mappingSchema; undefined for anything else, which mappingSchema then reports.
+ */
+function quickMapping(m: unknown): ParsedMapping | undefined {
+  if (!isObject(m)) return undefined;
+  const { hostPort, containerPort, protocol, hostIP } = m;
+  if (!isPort(hostPort) || !isPort(containerPort)) return undefined;
+  const out: ParsedMapping = { hostPort, containerPort };
+  if (protocol !== undefined) {
+    if (typeof protocol !== 'string') return undefined;
+    const p = protocol === '' ? 'tcp' : protocol.toLowerCase();
+    if (!PROTOCOLS.has(p)) return undefined;
+    out.protocol = p;
+  }
+  if (hostIP !== undefined) {
+    if (hostIP !== null && (typeof hostIP !== 'string' || (hostIP !== '' && (hostIP.includes('%') || ipFamily(hostIP) === undefined)))) return undefined;
+    out.hostIP = hostIP;
+  }
+  return out;
+}
+
+/** Validates the mappings (after normalize); the first invalid one is reported as zod words it. */
+function parseMappings(list: readonly unknown[]): ParsedMapping[] {
+  const out: ParsedMapping[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const quick = quickMapping(list[i]);
+    if (quick) {
+      out[i] = quick;
+      continue;
+    }
+    const parsed = mappingSchema.safeParse(list[i]);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const path = ['runtimeConfig', 'portMappings', i, ...issue.path];
+      throw invalidConfig(`invalid value for ${formatPath(path)}: ${preview(valueAt(list[i], issue.path))}`, issue.message);
+    }
+    out[i] = parsed.data;
+  }
+  return out;
+}
 
 const conditions = z.optional(
   z.nullable(
@@ -132,7 +187,7 @@ const configSchema = z.object({
   ),
   runtimeConfig: z.optional(
     z.nullable(
-      z.looseObject({ portMappings: z.optional(z.nullable(z.array(mappingSchema).check(z.maxLength(4096, 'at most 4096 port mappings')))) }),
+      z.looseObject({ portMappings: z.optional(z.nullable(z.array(z.unknown()).check(z.maxLength(MAX_PORT_MAPPINGS, TOO_MANY)))) }),
     ),
   ),
   prevResult: z.optional(z.unknown()),
@@ -156,12 +211,21 @@ const preview = (v: unknown): string => {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 };
 
+/** Whether a mapping's keys need no renaming (the common case: a runtime's own JSON). */
+function canonicalOnly(m: Record<string, unknown>): boolean {
+  for (const k in m) if (k !== 'hostPort' && k !== 'containerPort' && k !== 'protocol' && k !== 'hostIP') return false;
+  return true;
+}
+
 function normalize(raw: Record<string, unknown>): Record<string, unknown> {
   const top = canonicalKeys(raw, TOP_LEVEL_KEYS);
   if (isObject(top.runtimeConfig)) {
     const rc = canonicalKeys(top.runtimeConfig, RUNTIME_CONFIG_KEYS);
     if (Array.isArray(rc.portMappings)) {
-      rc.portMappings = rc.portMappings.map((m) => (isObject(m) ? canonicalKeys(m, MAPPING_KEYS) : m));
+      if (rc.portMappings.length > MAX_PORT_MAPPINGS) {
+        throw invalidConfig(`invalid value for runtimeConfig.portMappings: ${rc.portMappings.length} mappings`, TOO_MANY);
+      }
+      rc.portMappings = rc.portMappings.map((m) => (isObject(m) && !canonicalOnly(m) ? canonicalKeys(m, MAPPING_KEYS) : m));
     }
     top.runtimeConfig = rc;
   }
@@ -209,7 +273,7 @@ export function parseConfig(raw: Record<string, unknown>): PortmapConfig {
     backend = c.backend;
   }
 
-  const portMappings: PortMapping[] = (c.runtimeConfig?.portMappings ?? []).map((m) => {
+  const portMappings: PortMapping[] = parseMappings(c.runtimeConfig?.portMappings ?? []).map((m) => {
     const hostIP = m.hostIP ? canonicalIp(m.hostIP) : undefined;
     return {
       hostPort: m.hostPort,

@@ -39,11 +39,15 @@ export interface Plan {
   externalSetMarkChain?: string;
 }
 
-const keyOf = (f: Forward): string => `${f.hostIP ?? '*'} ${f.protocol} ${f.hostPort}`;
+const PROTOCOL_INDEX: Record<string, number> = { tcp: 0, udp: 1, sctp: 2 };
+
+/** A forward's identity: a number without hostIP (most of them: no string per forward), else a string. */
+const keyOf = (f: Forward): number | string =>
+  f.hostIP === undefined ? PROTOCOL_INDEX[f.protocol]! * 65536 + f.hostPort : `${f.hostIP} ${f.protocol} ${f.hostPort}`;
 
 /** The forwards that apply to a family: a hostIP of the other family is skipped, unspecified means all. */
 export function forwardsFor(config: PortmapConfig, family: Family): Forward[] {
-  const byKey = new Map<string, Forward>();
+  const byKey = new Map<number | string, Forward>();
   for (const m of config.portMappings) {
     if (m.hostIP && ipFamily(m.hostIP) !== family) continue;
     const f: Forward = { protocol: m.protocol, hostPort: m.hostPort, containerPort: m.containerPort };

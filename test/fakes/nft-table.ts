@@ -5,7 +5,7 @@
 import type { Element } from '../../src/backends/nftables/json.js';
 import { FAMILY, TABLE } from '../../src/backends/nftables/json.js';
 import { type TableState, parseTable } from '../../src/backends/nftables/parse.js';
-import { baseChains, priorityFor, staticRules } from '../../src/backends/nftables/render.js';
+import { FORWARD_MAP_SHAPE, baseChains, forwardAddrMaps, priorityFor, staticRules } from '../../src/backends/nftables/render.js';
 
 export interface ListingParts {
   elements?: readonly Element[];
@@ -13,6 +13,8 @@ export interface ListingParts {
   priority?: number | null;
   /** Static rules present (default true). */
   rules?: boolean;
+  /** Address maps declared as before port ranges: plain hash maps, no counters (default false). */
+  oldShape?: boolean;
   /** Extra rules: chain, handle, comment, expr. */
   extraRules?: Array<{ chain: string; handle: number; comment?: string; expr: unknown[] }>;
 }
@@ -28,7 +30,8 @@ export function listing(parts: ListingParts = {}): string {
       const key = e.comment !== undefined ? { elem: { val: e.key, comment: e.comment } } : e.key;
       return isMap ? [key, e.value] : key;
     });
-    out.push({ [isMap ? 'map' : 'set']: { ...base, name, type: 'x', handle: 2, ...(isMap ? { map: 'y' } : {}), elem } });
+    const shape = forwardAddrMaps().includes(name) && !parts.oldShape ? FORWARD_MAP_SHAPE : {};
+    out.push({ [isMap ? 'map' : 'set']: { ...base, name, type: 'x', handle: 2, ...(isMap ? { map: 'y' } : {}), ...shape, elem } });
   }
   let handle = 10;
   if (parts.priority !== null) {

@@ -8,7 +8,7 @@ import { log } from '../../host/log.js';
 import type { Owner } from '../../portmap/owner.js';
 import { type Plan, validOwnerIds } from '../../portmap/plan.js';
 import type { Backend, GcScope } from '../backend.js';
-import { checkFindings, compareDel, fastAdd, fastDel, gcCommands, hasConditions, slowAdd } from './reconcile.js';
+import { checkFindings, compareDel, fastAdd, fastDel, gcCommands, hasConditions, migrateForwardMaps, slowAdd } from './reconcile.js';
 import { priorityFor, skeleton } from './render.js';
 import { NftRunner } from './runner.js';
 
@@ -66,8 +66,11 @@ export class NftablesBackend implements Backend {
   async status(): Promise<void> {
     try {
       // Checked at the priority the table already has: `add chain` at another one is refused (EOPNOTSUPP).
-      const prio = (await this.nft.readTable(true))?.chains.get('prerouting')?.prio;
-      await this.nft.apply(skeleton(priorityFor(prio === priorityFor(true))), { check: true });
+      const table = await this.nft.readTable(true);
+      const prio = table?.chains.get('prerouting')?.prio;
+      // A table of an older shape: checked as the next ADD would migrate it (its old maps deleted first).
+      const { before } = migrateForwardMaps(table);
+      await this.nft.apply([...before, ...skeleton(priorityFor(prio === priorityFor(true)))], { check: true });
     } catch (err) {
       const fix = err instanceof CniError && err.details
         ? err.details

@@ -15,6 +15,8 @@ export interface Element {
   /** Map data; undefined for set elements. */
   value?: unknown;
   comment?: string;
+  /** As read: the packets its counter saw (address maps; in nat chains, the first packet of each connection). */
+  packets?: number;
 }
 
 /** Family and table of every object of ours, as nft JSON wants them on each command. */

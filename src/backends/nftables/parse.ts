@@ -7,10 +7,23 @@ export interface TableState {
   chains: Map<string, { type?: string; hook?: string; prio?: number }>;
   rules: Array<{ chain: string; handle: number; comment?: string; expr: Expr[] }>;
   elements: Element[];
+  /** How each set and map of ours is declared (flags, a counter per element): the skeleton's shape. */
+  sets?: Map<string, SetShape>;
+}
+
+export interface SetShape {
+  flags: string[];
+  counter: boolean;
 }
 
 const elemEntry = z.union([
-  z.object({ elem: z.looseObject({ val: z.unknown(), comment: z.optional(z.string()) }) }),
+  z.object({
+    elem: z.looseObject({
+      val: z.unknown(),
+      comment: z.optional(z.string()),
+      counter: z.optional(z.looseObject({ packets: z.optional(z.number()) })),
+    }),
+  }),
   z.unknown(),
 ]);
 
@@ -20,6 +33,8 @@ const setLike = z.looseObject({
   name: z.string(),
   map: z.optional(z.unknown()),
   elem: z.optional(z.array(z.unknown())),
+  flags: z.optional(z.union([z.string(), z.array(z.string())])),
+  stmt: z.optional(z.array(z.unknown())),
 });
 
 /** The shape of `nft -j list ...` output that this plugin reads (ours or any table: `portmap doctor`). */
@@ -54,12 +69,19 @@ export const nftListing = z.object({
   ),
 });
 
-/** A set or map key as listed: `{elem: {val, comment}}` when it carries a comment, else the bare key. */
-export function unwrap(entry: unknown): { key: unknown; comment?: string } {
+/**
+ * A set or map key as listed: `{elem: {val, comment, counter}}` when it carries a comment or a counter,
+ * else the bare key.
+ */
+export function unwrap(entry: unknown): { key: unknown; comment?: string; packets?: number } {
   const parsed = elemEntry.safeParse(entry);
   if (parsed.success && typeof parsed.data === 'object' && parsed.data !== null && 'elem' in parsed.data) {
-    const e = (parsed.data as { elem: { val: unknown; comment?: string } }).elem;
-    return e.comment === undefined ? { key: e.val } : { key: e.val, comment: e.comment };
+    const e = (parsed.data as { elem: { val: unknown; comment?: string; counter?: { packets?: number } } }).elem;
+    return {
+      key: e.val,
+      ...(e.comment !== undefined ? { comment: e.comment } : {}),
+      ...(e.counter?.packets !== undefined ? { packets: e.counter.packets } : {}),
+    };
   }
   return { key: entry };
 }
@@ -80,10 +102,15 @@ export function keyPrefix(key: unknown): Cidr | undefined {
   }
 }
 
+const extras = (u: { comment?: string; packets?: number }) => ({
+  ...(u.comment !== undefined ? { comment: u.comment } : {}),
+  ...(u.packets !== undefined ? { packets: u.packets } : {}),
+});
+
 /** Parses the JSON listing of our table (pure). Throws when the output does not have the expected shape. */
 export function parseTable(json: string): TableState {
   const doc = nftListing.parse(JSON.parse(json));
-  const state: TableState = { chains: new Map(), rules: [], elements: [] };
+  const state: TableState = { chains: new Map(), rules: [], elements: [], sets: new Map() };
   for (const obj of doc.nftables) {
     const ours = (o: { family: string; table: string }) => o.family === FAMILY && o.table === TABLE;
     if (obj.chain && ours(obj.chain)) {
@@ -97,14 +124,17 @@ export function parseTable(json: string): TableState {
     const set = obj.map ?? obj.set;
     if (set && ours(set)) {
       const isMap = obj.map !== undefined;
+      const flags = set.flags === undefined ? [] : typeof set.flags === 'string' ? [set.flags] : set.flags;
+      const counter = (set.stmt ?? []).some((x) => typeof x === 'object' && x !== null && 'counter' in x);
+      state.sets!.set(set.name, { flags, counter });
       for (const entry of set.elem ?? []) {
         if (isMap) {
           const [k, value] = entry as [unknown, unknown];
-          const { key, comment } = unwrap(k);
-          state.elements.push({ set: set.name, key, value, ...(comment !== undefined ? { comment } : {}) });
+          const u = unwrap(k);
+          state.elements.push({ set: set.name, key: u.key, value, ...extras(u) });
         } else {
-          const { key, comment } = unwrap(entry);
-          state.elements.push({ set: set.name, key, ...(comment !== undefined ? { comment } : {}) });
+          const u = unwrap(entry);
+          state.elements.push({ set: set.name, key: u.key, ...extras(u) });
         }
       }
     }
@@ -141,4 +171,25 @@ export function elementIndex(state: TableState | undefined): (set: string, key: 
   const index = new Map<string, Element>();
   for (const e of state?.elements ?? []) index.set(`${e.set}|${stableText(e.key)}`, e);
   return (set, key) => index.get(`${set}|${stableText(key)}`);
+}
+
+/** The ports of a forward-map key (`[hostIP,] protocol, port | {range: [a, b]}`) and the rest as a group. */
+export interface KeyPorts {
+  group: string;
+  protocol: string;
+  hostIP?: string;
+  first: number;
+  last: number;
+}
+
+export function keyPorts(key: unknown): KeyPorts | undefined {
+  const concat = (key as { concat?: unknown } | null)?.concat;
+  if (!Array.isArray(concat) || concat.length < 2 || concat.length > 3) return undefined;
+  const ports = concat[concat.length - 1] as unknown;
+  const range = (ports as { range?: unknown } | null)?.range;
+  const [first, last] = typeof ports === 'number' ? [ports, ports] : Array.isArray(range) ? range : [];
+  if (typeof first !== 'number' || typeof last !== 'number') return undefined;
+  const protocol = String(concat[concat.length - 2]);
+  const hostIP = concat.length === 3 ? String(concat[0]) : undefined;
+  return { group: `${hostIP ?? '*'} ${protocol}`, protocol, first, last, ...(hostIP !== undefined ? { hostIP } : {}) };
 }

@@ -7,7 +7,7 @@ import type { Family } from '../../net/ip.js';
 import { parseOwnerComment } from '../../portmap/owner.js';
 import type { ForwardRow } from '../backend.js';
 import type { Expr } from './json.js';
-import { type TableState, elementIndex } from './parse.js';
+import { type TableState, elementIndex, keyPorts } from './parse.js';
 import { mapNames } from './render.js';
 
 /** The reference plugin's nft backend: tables `ip cni_hostport` and `ip6 cni_hostport`. */
@@ -83,18 +83,21 @@ export function forwardRows(state: TableState): ForwardRow[] {
     ] as const) {
       for (const e of state.elements) {
         if (e.set !== addrMap) continue;
-        const port = find(portMap, e.key);
-        const key = ((e.key as { concat?: unknown[] }).concat ?? []) as Array<string | number>;
-        const [hostIP, protocol, hostPort] = withHostIP ? key : [undefined, ...key];
+        const k = keyPorts(e.key);
+        if (!k || (k.hostIP !== undefined) !== withHostIP) continue;
+        // Without a port element (a range, or a one-port piece of one), the DNAT keeps the port.
+        const port = k.first === k.last ? find(portMap, e.key) : undefined;
         rows.push({
           backend: 'nftables',
           origin: 'portmap-ts',
           family: f,
-          protocol: String(protocol),
-          ...(hostIP !== undefined ? { hostIP: String(hostIP) } : {}),
-          hostPort: Number(hostPort),
+          protocol: k.protocol,
+          ...(k.hostIP !== undefined ? { hostIP: k.hostIP } : {}),
+          hostPort: k.first,
+          ...(k.last !== k.first ? { lastHostPort: k.last } : {}),
           podIP: String(e.value),
-          containerPort: Number(port?.value),
+          containerPort: port ? Number(port.value) : k.first,
+          ...(e.packets !== undefined ? { connections: e.packets } : {}),
           ...ownerFields(e.comment),
         });
       }

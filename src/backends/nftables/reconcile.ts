@@ -3,21 +3,25 @@
  * transaction, or CHECK's findings. Nothing here runs a process; backend.ts reads, calls these, applies.
  *
  * - fastAdd: additions only, valid only on a ready skeleton (see READY_MAP in render.ts).
- * - slowAdd: the skeleton rewritten, the attachment's elements added or taking a key over from
- *   another owner (whose witness goes, see OWNERS_SET), its conditional rules replaced.
+ * - slowAdd: the skeleton rewritten (a table of an older shape migrated), the attachment's elements added
+ *   or taking keys over from another owner (whose witness goes, see OWNERS_SET), splitting the other
+ *   owner's port ranges where they overlap only in part, its conditional rules replaced.
  * - fastDel: deletes only, guarded by the owner's witness. compareDel: compare-and-delete of each element.
  * - gcCommands: stale elements and rules of a network, unused pod subnets, the skeleton rewritten.
  * - checkFindings: what differs from what the plan wants.
  */
 import { type Cidr, cidrContains, parseCidr } from '../../net/ip.js';
 import { type Owner, ownerOf, parseOwnerComment } from '../../portmap/owner.js';
+import type { Protocol } from '../../portmap/config.js';
 import type { Plan } from '../../portmap/plan.js';
+import { subtractIntervals } from '../../portmap/ranges.js';
 import type { SkeletonSettings } from '../backend.js';
 import { type Command, type Element, FAMILY, TABLE, base } from './json.js';
-import { type TableState, elementIndex, sameJson } from './parse.js';
+import { type KeyPorts, type TableState, elementIndex, keyPorts, sameJson } from './parse.js';
 import {
-  OWNERS_SET, addElements, baseChains, casDelete, conditionalRules, delElements, deleteChains, deleteRule, mapNames,
-  ownerElements, podnetElements, priorityFor, readyHash, replaceElements, requireReady, skeletonFor, staticRules, witnessOf,
+  FORWARD_MAP_SHAPE, OWNERS_SET, addElements, baseChains, casDelete, conditionalRules, delElements, deleteChains, deleteRule,
+  forwardAddrMaps, mapNames, ownerElements, podnetElements, priorityFor, readyHash, replaceElements, requireReady, skeletonFor,
+  spanKey, staticRules, witnessOf,
 } from './render.js';
 
 /** A difference between the kernel and the plan: what is wrong, and how to fix it. */
@@ -41,12 +45,83 @@ const ownedBy = (owner: Pick<Owner, 'id'>) => (comment: string | undefined) => p
 /** Attachments with conditions use rules, which the additions-only and deletes-only paths do not cover. */
 export const hasConditions = (plan: Plan): boolean => plan.families.some((f) => f.conditions);
 
-/** A readable key: `tcp 8080`, `192.0.2.1 tcp 8080`. */
+/** A readable key: `tcp 8080`, `192.0.2.1 tcp 8080`, `udp 40000-56383`. */
 export function describeKey(e: Pick<Element, 'key'>): string {
   // Only an object key is a concatenation: a string key (an address) has String.prototype.concat.
   const concat = typeof e.key === 'object' && e.key !== null ? (e.key as { concat?: unknown }).concat : undefined;
   const parts = Array.isArray(concat) ? concat : [e.key];
-  return parts.map(String).join(' ');
+  return parts.map((p) => {
+    const range = (p as { range?: unknown } | null)?.range;
+    return Array.isArray(range) ? range.join('-') : String(p);
+  }).join(' ');
+}
+
+interface Interval {
+  e: Element;
+  first: number;
+  last: number;
+}
+
+/**
+ * The elements of interval maps by set and group (protocol, hostIP), sorted: which of them share a port
+ * with [first, last], in O(log n + hits). Elements of one map never overlap (the kernel refuses it).
+ */
+function intervalIndex(state: TableState | undefined, sets: ReadonlySet<string>): (set: string, q: KeyPorts) => Element[] {
+  const index = new Map<string, Interval[]>();
+  for (const e of state?.elements ?? []) {
+    if (!sets.has(e.set)) continue;
+    const k = keyPorts(e.key);
+    if (!k) continue;
+    const id = `${e.set}|${k.group}`;
+    let list = index.get(id);
+    if (!list) index.set(id, (list = []));
+    list.push({ e, first: k.first, last: k.last });
+  }
+  for (const list of index.values()) list.sort((a, b) => a.first - b.first);
+  return (set, q) => {
+    const list = index.get(`${set}|${q.group}`) ?? [];
+    // The first interval that ends at or after q.first (ends are sorted too: no overlaps).
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid]!.last < q.first) lo = mid + 1;
+      else hi = mid;
+    }
+    const out: Element[] = [];
+    for (let i = lo; i < list.length && list[i]!.first <= q.last; i++) out.push(list[i]!.e);
+    return out;
+  };
+}
+
+/**
+ * A table made before the address maps were interval maps with counters: `add map` cannot change a map's
+ * flags, so each old map is deleted (after the rules that use it, which the skeleton rewrites) and made
+ * again by the skeleton, and every element it held is added back, in the same transaction. `before`
+ * goes ahead of the skeleton, `after` behind it.
+ */
+export function migrateForwardMaps(state: Pick<TableState, 'sets' | 'elements' | 'chains' | 'rules'> | undefined): { before: Command[]; after: Command[] } {
+  const old = forwardAddrMaps().filter((name) => {
+    const shape = state?.sets?.get(name);
+    return shape !== undefined && !(FORWARD_MAP_SHAPE.flags.every((f) => shape.flags.includes(f)) && shape.counter);
+  });
+  if (!state || old.length === 0) return { before: [], after: [] };
+  const before: Command[] = [];
+  if (state.chains.has('hostports') || state.rules.some((r) => r.chain === 'hostports')) before.push({ flush: { chain: { ...base, name: 'hostports' } } });
+  for (const name of old) before.push({ delete: { map: { ...base, name } } });
+  const carried = state.elements.filter((e) => old.includes(e.set));
+  return { before, after: addElements(carried) };
+}
+
+/** The skeleton of `settings` over a table as read: base chains moved, old maps migrated. */
+function skeletonOver(state: TableState | undefined, settings: SkeletonSettings): Command[] {
+  const migration = migrateForwardMaps(state);
+  return [
+    ...(state ? deleteChains(mismatchedBaseChains(state, priorityFor(settings.afterServices))) : []),
+    ...migration.before,
+    ...skeletonFor(settings),
+    ...migration.after,
+  ];
 }
 
 /** Chain names whose type, hook or priority differ from what `priority` wants. */
@@ -112,22 +187,80 @@ export function fastAdd(plan: Plan): Command[] {
 
 /** The ADD that read the table: skeleton, pod subnets, elements (taking keys over), conditional rules. */
 export function slowAdd(state: TableState | undefined, plan: Plan): { commands: Command[]; takeovers: Takeover[] } {
-  const cmds: Command[] = [];
-  if (state) cmds.push(...deleteChains(mismatchedBaseChains(state, priorityFor(plan.afterServices))));
-  cmds.push(...skeletonFor(plan), ...podnetCommands(state, plan));
+  const cmds: Command[] = [...skeletonOver(state, plan), ...podnetCommands(state, plan)];
   const find = elementIndex(state);
   const takeovers: Takeover[] = [];
   const overtaken = new Set<string>();
-  for (const e of ownerElements(plan)) {
+  const takeOver = (set: string, current: Element) => {
+    const previous = parseOwnerComment(current.comment)?.id;
+    if (previous === plan.owner.id) return;
+    takeovers.push({ set, key: describeKey(current), from: current.comment ?? 'an unknown owner', to: plan.owner.comment });
+    if (previous) overtaken.add(previous);
+  };
+  const elements = ownerElements(plan);
+  // Address maps are interval maps: an element of ours may cover several old ones, or part of one.
+  const addrSets = new Set(forwardAddrMaps());
+  const portSetOf = new Map([4, 6].flatMap((f) => {
+    const m = mapNames(f as 4 | 6);
+    return [[m.hostportsAddr, m.hostportsPort], [m.hostipportsAddr, m.hostipportsPort]] as Array<[string, string]>;
+  }));
+  const overlapping = intervalIndex(state, addrSets);
+  const deleted = new Set<Element>();
+  /** Old address elements that share ports with ours without being the same key, and our parts of them. */
+  const cuts = new Map<Element, KeyPorts[]>();
+  for (const e of elements) {
+    const k = addrSets.has(e.set) ? keyPorts(e.key) : undefined;
+    const over = k ? overlapping(e.set, k) : [];
+    if (over.length === 1 && sameJson(over[0]!.key, e.key)) continue; // the same key: compared below
+    for (const x of over) {
+      const parts = cuts.get(x);
+      if (parts) parts.push(k!);
+      else cuts.set(x, [k!]);
+    }
+  }
+  // Old elements that overlap ours without being the same key: deleted, what stays outside ours added
+  // back with its owner's comment (a range taken over in part), a single's port element deleted with it.
+  for (const [x, parts] of cuts) {
+    const xk = keyPorts(x.key)!;
+    cmds.push(deleteElement(x.set, x.key));
+    deleted.add(x);
+    takeOver(x.set, x);
+    const pieces = subtractIntervals(xk.first, xk.last, parts).map((iv) => ({
+      set: x.set,
+      key: spanKey({ protocol: xk.protocol as Protocol, first: iv.first, last: iv.last, ...(xk.hostIP !== undefined ? { hostIP: xk.hostIP } : {}) }),
+      value: x.value,
+      ...(x.comment !== undefined ? { comment: x.comment } : {}),
+    }));
+    cmds.push(...addElements(pieces));
+    const port = xk.first === xk.last ? find(portSetOf.get(x.set)!, x.key) : undefined;
+    if (port && !deleted.has(port)) {
+      cmds.push(deleteElement(port.set, port.key));
+      deleted.add(port);
+    }
+  }
+  /**
+   * A new span must not keep port elements inside it (a stale single's, or one left without its address
+   * element): the second DNAT rule would send those ports to the span's pod at the old container port.
+   */
+  const portsInside = intervalIndex(state, new Set(portSetOf.values()));
+  const dropStalePorts = (e: Element): void => {
+    const k = addrSets.has(e.set) ? keyPorts(e.key) : undefined;
+    if (!k || k.first === k.last) return;
+    for (const x of portsInside(portSetOf.get(e.set)!, k)) {
+      if (deleted.has(x)) continue;
+      cmds.push(deleteElement(x.set, x.key));
+      deleted.add(x);
+      takeOver(x.set, x);
+    }
+  };
+  for (const e of elements) {
+    dropStalePorts(e);
     const current = find(e.set, e.key);
-    if (!current) cmds.push(...addElements([e]));
-    else if (sameJson(current.value, e.value) && current.comment === e.comment) continue;
+    if (!current || deleted.has(current)) {
+      cmds.push(...addElements([e]));
+    } else if (sameJson(current.value, e.value) && current.comment === e.comment) continue;
     else {
-      const previous = parseOwnerComment(current.comment)?.id;
-      if (previous !== plan.owner.id) {
-        takeovers.push({ set: e.set, key: describeKey(e), from: current.comment ?? 'an unknown owner', to: plan.owner.comment });
-        if (previous) overtaken.add(previous);
-      }
+      takeOver(e.set, current);
       cmds.push(...replaceElements([e]));
     }
   }
@@ -172,9 +305,7 @@ export function gcCommands(state: TableState, gc: GcInput): Command[] {
   };
   const staleElements = state.elements.filter((e) => stale(e.comment));
   const remaining = state.elements.filter((e) => !stale(e.comment));
-  const skeleton = gc.settings
-    ? [...deleteChains(mismatchedBaseChains(state, priorityFor(gc.settings.afterServices))), ...skeletonFor(gc.settings)]
-    : [];
+  const skeleton = gc.settings ? skeletonOver(state, gc.settings) : [];
   const cmds: Command[] = [
     ...skeleton,
     ...casDelete(staleElements),

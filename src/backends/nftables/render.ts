@@ -1,7 +1,7 @@
 /**
  * Pure rendering of plans into nft JSON commands (libnftables-json(5)). Nothing here runs a process.
  *
- * One `inet` table holds everything. Forwards are map elements, so a packet costs two map lookups
+ * One `inet` table holds everything. Forwards are map elements, so a packet costs a few map lookups
  * whatever the number of mappings on the node:
  *
  *   prerouting/output (nat, dstnat or dstnat+10):
@@ -9,8 +9,9 @@
  *       fib daddr type local jump hostports
  *   hostports:
  *       jump conditional                          (attachments with conditionsV4/V6: rules)
- *       dnat ip to ip daddr . meta l4proto . th dport map @hostipports4_addr : (same key) map @hostipports4_port
- *       dnat ip to meta l4proto . th dport map @hostports4_addr : (same key) map @hostports4_port  (and ip6)
+ *       (key) != @hostipports4_port dnat ip to ip daddr . meta l4proto . th dport map @hostipports4_addr
+ *       meta l4proto { tcp, udp, sctp } dnat ip to (key) map @hostipports4_addr : (key) map @hostipports4_port
+ *       the same two for @hostports4_* with the key meta l4proto . th dport (and ip6)
  *   postrouting (nat, srcnat):
  *       ct status dnat ip daddr @masqall4 masquerade
  *       ct status dnat ip daddr @snat4 ip saddr @podnets4 masquerade       (hairpin: pod and subnet siblings)
@@ -18,12 +19,22 @@
  *   guard (filter input): drop packets to 127.0.0.0/8 from other interfaces than lo that are not replies
  *       or DNATed (route_localnet would otherwise let neighbours reach 127.0.0.1 services, CVE-2020-8558).
  *
+ * Port ranges (portmap/ranges.ts): the address maps are interval maps (`flags interval`, a pipapo set in
+ * the kernel, Linux >= 5.6 and nft >= 0.9.4 for concatenated intervals), with a per-element counter. A
+ * single port has an address element and a port element; a span of ports that keep their number has one
+ * address element `udp . 40000-56383` and no port element, and is DNATed to the address alone (the port
+ * stays). So the first DNAT rule of each pair takes keys without a port element (spans) and the second
+ * the others: each new connection is looked up and counted once, and the kernel refuses an element that
+ * overlaps another one in the same map (two owners can never hold one port). nft 1.0.6 accepts the
+ * address:port DNAT from an interval map only after a transport protocol match, hence `meta l4proto`.
+ *
  * Every element carries its owner's comment; the masquerade maps map the pod address to the owner's tag so
  * that a delete can be made conditional (see casDelete).
  */
 import { createHash } from 'node:crypto';
 import { type Cidr, type Family, cidrContains, cidrText } from '../../net/ip.js';
 import type { Forward, Plan } from '../../portmap/plan.js';
+import { type PortSpan, compactForwards } from '../../portmap/ranges.js';
 import { parseNftConditions } from './conditions.js';
 import { type Command, type Element, type Expr, FAMILY, TABLE, base } from './json.js';
 /** The reference's placement (dstnat), and after every nat chain at dstnat (kube-proxy, iptables nat). */
@@ -74,6 +85,7 @@ const payload = (protocol: string, field: string): Expr => ({ payload: { protoco
 const match = (left: unknown, right: unknown, op = '=='): Expr => ({ match: { op, left, right } });
 const meta = (key: string): Expr => ({ meta: { key } });
 const ctStatusDnat = match({ ct: { key: 'status' } }, 'dnat', 'in');
+const l4protos = match(meta('l4proto'), { set: ['tcp', 'udp', 'sctp'] });
 
 /** The static rules of each chain, in order. The conditional chain holds only per-attachment rules. */
 export function staticRules(): Record<string, Expr[][]> {
@@ -87,11 +99,15 @@ export function staticRules(): Record<string, Expr[][]> {
     toHostports.push([match(payload(ip, 'daddr'), `@${m.servicecidrs}`), { return: null }]);
     const ipKey = { concat: [payload(ip, 'daddr'), meta('l4proto'), payload('th', 'dport')] };
     const anyKey = { concat: [meta('l4proto'), payload('th', 'dport')] };
-    const dnat = (key: unknown, addrMap: string, portMap: string): Expr => ({
-      dnat: { family: ip, addr: { map: { key, data: `@${addrMap}` } }, port: { map: { key, data: `@${portMap}` } } },
-    });
-    hostports.push([nfproto, dnat(ipKey, m.hostipportsAddr, m.hostipportsPort)]);
-    hostports.push([nfproto, dnat(anyKey, m.hostportsAddr, m.hostportsPort)]);
+    for (const [key, addrMap, portMap] of [
+      [ipKey, m.hostipportsAddr, m.hostipportsPort],
+      [anyKey, m.hostportsAddr, m.hostportsPort],
+    ] as const) {
+      const addr = { map: { key, data: `@${addrMap}` } };
+      // Spans: no port element, the address alone (the port stays).
+      hostports.push([nfproto, match(key, `@${portMap}`, '!='), { dnat: { family: ip, addr } }]);
+      hostports.push([nfproto, l4protos, { dnat: { family: ip, addr, port: { map: { key, data: `@${portMap}` } } } }]);
+    }
     postrouting.push([ctStatusDnat, match(payload(ip, 'daddr'), `@${m.masqall}`), { masquerade: null }]);
     postrouting.push([ctStatusDnat, match(payload(ip, 'daddr'), `@${m.snat}`), match(payload(ip, 'saddr'), `@${m.podnets}`), { masquerade: null }]);
   }
@@ -114,6 +130,19 @@ export function staticRules(): Record<string, Expr[][]> {
   return { prerouting: toHostports, output: toHostports, hostports, postrouting, guard };
 }
 
+/**
+ * What the address maps are declared with: intervals and a counter per element. A map cannot change its
+ * flags or statements in place (`add map` of an existing map with others fails), so a table made before
+ * (plain hash maps) is migrated: see reconcile.ts, migrateForwardMaps.
+ */
+export const FORWARD_MAP_SHAPE = { flags: ['interval'], stmt: [{ counter: null }] } as const;
+
+/** The address maps of both families (the ones with FORWARD_MAP_SHAPE). */
+export const forwardAddrMaps = (): string[] => [4, 6].flatMap((f) => {
+  const m = mapNames(f as Family);
+  return [m.hostportsAddr, m.hostipportsAddr];
+});
+
 /** Commands that create (idempotently) the table, maps, sets and chains, and rewrite the static rules. */
 export function skeleton(priority: number): Command[] {
   const cmds: Command[] = [{ add: { table: { family: FAMILY, name: TABLE } } }];
@@ -124,7 +153,7 @@ export function skeleton(priority: number): Command[] {
       [m.hostportsAddr, ['inet_proto', 'inet_service']],
       [m.hostipportsAddr, [a, 'inet_proto', 'inet_service']],
     ] as const) {
-      cmds.push({ add: { map: { ...base, name, type, map: a } } });
+      cmds.push({ add: { map: { ...base, name, type, map: a, ...FORWARD_MAP_SHAPE } } });
     }
     for (const [name, type] of [
       [m.hostportsPort, ['inet_proto', 'inet_service']],
@@ -152,6 +181,13 @@ export function skeleton(priority: number): Command[] {
 
 const forwardKey = (f: Forward): unknown =>
   f.hostIP ? { concat: [f.hostIP, f.protocol, f.hostPort] } : { concat: [f.protocol, f.hostPort] };
+
+/** The port part of a key: a number, or `{range: [a, b]}` (nft lists a one-port interval as the number). */
+export const portsJson = (first: number, last: number): unknown => (first === last ? first : { range: [first, last] });
+
+/** The key of a span (or of a piece of one) in an address map. */
+export const spanKey = (s: PortSpan): unknown =>
+  s.hostIP ? { concat: [s.hostIP, s.protocol, portsJson(s.first, s.last)] } : { concat: [s.protocol, portsJson(s.first, s.last)] };
 
 /**
  * The owner comment as written to the kernel. nft prints comments between double quotes without escaping
@@ -181,11 +217,13 @@ export function ownerElements(plan: Plan): Element[] {
   for (const fp of plan.families) {
     const m = mapNames(fp.family);
     if (!fp.conditions) {
-      for (const f of fp.forwards) {
+      const { spans, singles } = compactForwards(fp.forwards);
+      for (const f of singles) {
         const key = forwardKey(f);
         out.push({ set: f.hostIP ? m.hostipportsAddr : m.hostportsAddr, key, value: fp.pod.address, comment });
         out.push({ set: f.hostIP ? m.hostipportsPort : m.hostportsPort, key, value: f.containerPort, comment });
       }
+      for (const s of spans) out.push({ set: s.hostIP ? m.hostipportsAddr : m.hostportsAddr, key: spanKey(s), value: fp.pod.address, comment });
     }
     if (fp.masquerade === 'all') out.push({ set: m.masqall, key: fp.pod.address, value: plan.owner.tag, comment });
     if (fp.masquerade === 'hairpin') out.push({ set: m.snat, key: fp.pod.address, value: plan.owner.tag, comment });
@@ -261,14 +299,20 @@ export function conditionalRules(plan: Plan): Command[] {
     if (!fp.conditions) continue;
     const conds = parseNftConditions(fp.conditions, fp.family);
     const ip = ipProto(fp.family);
-    for (const f of fp.forwards) {
+    const { spans, singles } = compactForwards(fp.forwards);
+    const forwards = [
+      ...singles.map((f) => ({ ...f, first: f.hostPort, last: f.hostPort, to: f.containerPort as number | undefined })),
+      ...spans.map((s) => ({ ...s, to: undefined })),
+    ];
+    for (const f of forwards) {
       const expr: Expr[] = [
         match(meta('nfproto'), fp.family === 4 ? 'ipv4' : 'ipv6'),
         ...conds,
         ...(f.hostIP ? [match(payload(ip, 'daddr'), f.hostIP)] : []),
         match(meta('l4proto'), f.protocol),
-        match(payload('th', 'dport'), f.hostPort),
-        { dnat: { family: ip, addr: fp.pod.address, port: f.containerPort } },
+        match(payload('th', 'dport'), portsJson(f.first, f.last)),
+        // A span keeps the port: DNAT to the address alone.
+        { dnat: { family: ip, addr: fp.pod.address, ...(f.to !== undefined ? { port: f.to } : {}) } },
       ];
       cmds.push({ add: { rule: { ...base, chain: 'conditional', expr, comment: nftComment(plan.owner.comment) } } });
     }
@@ -297,7 +341,9 @@ export const deleteChains = (names: readonly string[]): Command[] =>
 export const READY_MAP = 'ready';
 
 export function readyHash(priority: number, serviceCIDRs: readonly Cidr[]): number {
-  const text = JSON.stringify({ chains: baseChains(priority), rules: staticRules(), cidrs: serviceCIDRs.map(cidrText).sort() });
+  const text = JSON.stringify({
+    chains: baseChains(priority), rules: staticRules(), maps: FORWARD_MAP_SHAPE, cidrs: serviceCIDRs.map(cidrText).sort(),
+  });
   return Number.parseInt(createHash('sha256').update(text).digest('hex').slice(0, 8), 16);
 }
 

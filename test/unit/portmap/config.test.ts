@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalKeys, parseConfig } from '../../../src/portmap/config.js';
+import { MAX_PORT_MAPPINGS, canonicalKeys, parseConfig } from '../../../src/portmap/config.js';
 import { CniError } from '../../../src/cni/errors.js';
 
 const base = { cniVersion: '1.0.0', name: 'net', type: 'portmap' };
@@ -56,10 +56,14 @@ describe('parseConfig', () => {
     expect(e.details).toContain(details);
   });
 
-  it('rejects more than 4096 mappings', () => {
-    const e = error(withMappings(Array.from({ length: 4097 }, (_, i) => ({ hostPort: (i % 60000) + 1, containerPort: 80 }))));
+  it('accepts 65,535 mappings and rejects more, before looking at any of them', () => {
+    const all = Array.from({ length: MAX_PORT_MAPPINGS }, (_, i) => ({ hostPort: i + 1, containerPort: i + 1, protocol: 'udp' }));
+    expect(parseConfig(withMappings(all)).portMappings).toHaveLength(65_535);
+    // One more, even an invalid one, is refused for the count (the list is not parsed first).
+    const e = error(withMappings([...all, { hostPort: 'bogus' }]));
     expect(e.code).toBe(7);
-    expect(e.details).toContain('at most 4096');
+    expect(e.message).toBe('invalid value for runtimeConfig.portMappings: 65536 mappings');
+    expect(e.details).toBe('at most 65535 port mappings');
   });
 
   it('validates markMasqBit and externalSetMarkChain like the reference', () => {

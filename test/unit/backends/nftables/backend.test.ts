@@ -74,9 +74,19 @@ describe('NftablesBackend', () => {
   });
 
   it('a transaction too large for one argument goes through a private file', async () => {
-    const many = Array.from({ length: 2_000 }, (_, i) => ({ hostPort: 10_000 + i, containerPort: 10_000 + i }));
+    // Remapped ports: singles (a range publish would be one element, see the next test).
+    const many = Array.from({ length: 2_000 }, (_, i) => ({ hostPort: 10_000 + i, containerPort: 20_000 + i }));
     const r = new FakeRunner();
     await new NftablesBackend(r.run).add(planOf(many));
     expect(r.calls[0]!.args).toContain('-f');
+  });
+
+  it('a range publish of 16,384 UDP ports is one small argument', async () => {
+    const range = Array.from({ length: 16_384 }, (_, i) => ({ hostPort: 40_000 + i, containerPort: 40_000 + i, protocol: 'udp' }));
+    const r = new FakeRunner();
+    await new NftablesBackend(r.run).add(planOf(range));
+    expect(r.calls).toHaveLength(1);
+    expect(r.calls[0]!.args).not.toContain('-f');
+    expect(r.calls[0]!.args.join(' ')).toContain('{"range":[40000,56383]}');
   });
 });
