@@ -155,8 +155,17 @@ export class TestBed {
       CONTAINER_ID: containerId,
       IFNAME: ifname,
       CNI_CACHE_DIR: this.cacheDir,
-      ...(mappings ? { CAP_ARGS: JSON.stringify({ portMappings: mappings }) } : {}),
+      ...(mappings ? this.capArgs(mappings) : {}),
     };
+  }
+
+  /** The runtime's capability args: in the environment, or in a file when too large for it (128 KiB). */
+  private capArgs(mappings: PortMappingInput[]): NodeJS.ProcessEnv {
+    const caps = JSON.stringify({ portMappings: mappings });
+    if (caps.length < 100_000) return { CAP_ARGS: caps };
+    const file = join(this.dir, `caps-${randomBytes(4).toString('hex')}.json`);
+    writeFileSync(file, caps);
+    return { CAP_ARGS_FILE: file };
   }
 
   /** ADD through libcni: a new pod namespace attached by bridge + host-local, then portmap. */

@@ -6,7 +6,9 @@
 //	cnirun add|check|del <conflist> <netns-path>
 //
 // Environment: CNI_PATH, CONTAINER_ID, IFNAME (default eth0), CAP_ARGS (JSON
-// capability args, e.g. {"portMappings":[...]}), CNI_CACHE_DIR.
+// capability args, e.g. {"portMappings":[...]}), CAP_ARGS_FILE (the same read
+// from a file: thousands of mappings do not fit in one environment variable,
+// which Linux caps at 128 KiB), CNI_CACHE_DIR.
 package main
 
 import (
@@ -36,7 +38,16 @@ func main() {
 		ifname = "eth0"
 	}
 	rt := &libcni.RuntimeConf{ContainerID: os.Getenv("CONTAINER_ID"), NetNS: os.Args[3], IfName: ifname, CacheDir: cacheDir}
-	if caps := os.Getenv("CAP_ARGS"); caps != "" {
+	caps := os.Getenv("CAP_ARGS")
+	if file := os.Getenv("CAP_ARGS_FILE"); file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "CAP_ARGS_FILE:", err)
+			os.Exit(2)
+		}
+		caps = string(data)
+	}
+	if caps != "" {
 		if err := json.Unmarshal([]byte(caps), &rt.CapabilityArgs); err != nil {
 			fmt.Fprintln(os.Stderr, "CAP_ARGS:", err)
 			os.Exit(2)
