@@ -154,8 +154,9 @@ export function iptablesRows(nat: NatTable, family: Family, flavour: FlavourName
       if (targetOf(r.args) !== 'DNAT') continue;
       const to = matchValue(r.args, '--to-destination');
       const protocol = matchValue(r.args, '-p');
-      const hostPort = numberOf(r, '--dport');
-      if (!to || !protocol || hostPort === undefined) continue;
+      // One port, or a range `a:b` (DNAT to the address alone: the ports stay).
+      const [hostPort, lastHostPort] = (matchValue(r.args, '--dport') ?? '').split(':').map(Number) as [number, number | undefined];
+      if (!to || !protocol || !Number.isInteger(hostPort)) continue;
       // The entry rule must send this port here; otherwise the DNAT is dead code.
       if (!(dn.entryPorts.get(protocol) ?? []).includes(hostPort)) continue;
       const { addr, port } = splitHostPort(to);
@@ -168,6 +169,7 @@ export function iptablesRows(nat: NatTable, family: Family, flavour: FlavourName
         protocol,
         ...(d ? { hostIP: stripMask(d) } : {}),
         hostPort,
+        ...(lastHostPort !== undefined && Number.isInteger(lastHostPort) && lastHostPort > hostPort ? { lastHostPort } : {}),
         podIP: addr,
         containerPort: port ?? hostPort,
         ...(dn.network !== undefined ? { network: dn.network } : {}),

@@ -38,6 +38,7 @@ import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../cni/errors.js';
 import { type Cidr, type Family, addrPort, cidrText } from '../../net/ip.js';
 import type { FamilyPlan, Plan } from '../../portmap/plan.js';
+import { type PortSpan, compactForwards, multiportChunks } from '../../portmap/ranges.js';
 
 export const TOP_DNAT = 'CNI-HOSTPORT-DNAT';
 export const SETMARK = 'CNI-HOSTPORT-SETMARK';
@@ -135,13 +136,21 @@ export function validateConditions(tokens: readonly string[], field: string): vo
   }
 }
 
-function protocolsOf(fp: FamilyPlan): Map<string, number[]> {
-  const byProto = new Map<string, number[]>();
-  for (const f of fp.forwards) {
-    const ports = byProto.get(f.protocol) ?? [];
-    if (!ports.includes(f.hostPort)) ports.push(f.hostPort);
-    byProto.set(f.protocol, ports);
+/** Per protocol (sorted): the single host ports in input order, and the spans (portmap/ranges.ts). */
+function protocolsOf(fp: FamilyPlan): Map<string, { ports: number[]; spans: PortSpan[] }> {
+  const { singles, spans } = compactForwards(fp.forwards);
+  const byProto = new Map<string, { ports: number[]; spans: PortSpan[]; seen: Set<number> }>();
+  const of = (p: string) => {
+    let e = byProto.get(p);
+    if (!e) byProto.set(p, (e = { ports: [], spans: [], seen: new Set() }));
+    return e;
+  };
+  for (const f of singles) {
+    const e = of(f.protocol);
+    if (!e.seen.has(f.hostPort)) e.ports.push(f.hostPort);
+    e.seen.add(f.hostPort);
   }
+  for (const s of spans) of(s.protocol).spans.push(s);
   return new Map([...byProto.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
@@ -152,9 +161,9 @@ export function entryRules(plan: Plan, fp: FamilyPlan): Args[] {
   const conditions = fp.conditions ?? [];
   validateConditions(conditions, fp.family === 4 ? 'conditionsV4' : 'conditionsV6');
   const out: Args[] = [];
-  for (const [proto, ports] of protocolsOf(fp)) {
-    for (let i = 0; i < ports.length; i += MULTIPORT_MAX) {
-      const chunk = ports.slice(i, i + MULTIPORT_MAX);
+  for (const [proto, { ports, spans }] of protocolsOf(fp)) {
+    // A range `a:b` counts as two of multiport's fifteen ports.
+    for (const chunk of multiportChunks(ports, spans, MULTIPORT_MAX)) {
       out.push(['-m', 'comment', '--comment', comment, '-m', 'multiport', '-p', proto, '--destination-ports', chunk.join(','), ...conditions, '-j', chain]);
     }
   }
@@ -177,13 +186,20 @@ export function dnatRules(plan: Plan, fp: FamilyPlan): Args[] {
   const out: Args[] = [];
   for (const c of plan.serviceCIDRs) if (c.family === fp.family) out.push(['-d', cidrText(c), '-j', 'RETURN']);
   const mark = plan.externalSetMarkChain ?? SETMARK;
-  for (const f of fp.forwards) {
-    const base = ['-p', f.protocol, '--dport', String(f.hostPort), ...(f.hostIP ? ['-d', f.hostIP] : [])];
+  const { singles, spans } = compactForwards(fp.forwards);
+  // Singles in input order (the reference's rules), then spans: `--dport a:b`, DNAT to the address alone
+  // (the port stays), so a range publish is three rules, not three per port.
+  const items = [
+    ...singles.map((f) => ({ protocol: f.protocol, ports: String(f.hostPort), hostIP: f.hostIP, to: addrPort(fp.pod.address, f.containerPort) })),
+    ...spans.map((s) => ({ protocol: s.protocol, ports: `${s.first}:${s.last}`, hostIP: s.hostIP, to: fp.pod.address })),
+  ];
+  for (const f of items) {
+    const base = ['-p', f.protocol, '--dport', f.ports, ...(f.hostIP ? ['-d', f.hostIP] : [])];
     if (fp.masquerade !== 'none') {
       out.push([...base, '-s', fp.masquerade === 'all' ? anyAddress(fp.family) : podSource(fp.pod), '-j', mark]);
     }
     if (fp.localhost) out.push([...base, '-s', '127.0.0.1', '-j', mark]);
-    out.push([...base, '-j', 'DNAT', '--to-destination', addrPort(fp.pod.address, f.containerPort)]);
+    out.push([...base, '-j', 'DNAT', '--to-destination', f.to]);
   }
   return out;
 }
