@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import {
   GEN_PORT_BASE, genContainerId, genMapping, genPodIp, normalizeIptablesSave, oursState, pluginConfig, referenceState, tempFile,
 } from './state.mjs';
+import { rangesBench } from './ranges.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -398,6 +399,11 @@ async function main() {
   console.log(`\n### Peak RSS of an ADD (GNU time %M, ${Math.max(...SIZES)} existing mappings, max of 3)\n`);
   for (const p of plugins) console.log(`- ${p.name}: ${(rss[p.name] / 1024).toFixed(1)} MiB`);
 
+  const rangeResults = process.env.BENCH_RANGES === '0' ? [] : await rangesBench({
+    plugins, mustCall, pluginConfig, podIp: POD_IP, median, fmt, ratio, log, startChild, inNs, connRounds: CONN_ROUNDS,
+    connScript: join(HERE, 'connrate.mjs'), connClient: (bed, port) => client({ bed }, port, CONN_SECONDS, CONN_PARALLEL),
+  });
+
   // ---- targets ----
   console.log('\n### Targets\n');
   const results = [];
@@ -446,6 +452,7 @@ async function main() {
   const c1 = rate('ours', CONN_SIZES[0]);
   const cN = rate('ours', CONN_SIZES[1]);
   target(`connection rate with ${CONN_SIZES[1]} mappings within 5% of 1`, cN >= 0.95 * c1, `${Math.round(cN)} vs ${Math.round(c1)} conn/s = ${((cN / c1 - 1) * 100).toFixed(1)}%`);
+  results.push(...rangeResults);
   console.log(`\n${results.every(Boolean) ? 'all targets met' : `${results.filter((x) => !x).length} target(s) missed`}`);
 }
 

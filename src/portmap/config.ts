@@ -187,7 +187,7 @@ const configSchema = z.object({
   ),
   runtimeConfig: z.optional(
     z.nullable(
-      z.looseObject({ portMappings: z.optional(z.nullable(z.array(z.unknown()).check(z.maxLength(MAX_PORT_MAPPINGS, TOO_MANY)))) }),
+      z.looseObject({ portMappings: z.optional(z.nullable(z.custom<unknown[]>((v) => Array.isArray(v), 'Invalid input: expected array'))) }),
     ),
   ),
   prevResult: z.optional(z.unknown()),

@@ -12,6 +12,13 @@ import { type Command, FAMILY, TABLE, document } from './json.js';
 import { type TableState, parseTable } from './parse.js';
 
 const NFT_TIMEOUT_MS = 20_000;
+/**
+ * A transaction of many interval-map elements takes the kernel time that grows faster than linearly
+ * (the pipapo set rebuilds its lookup tables per element: 16,384 single ports ~3 s to add, more to
+ * delete, on a 2-core VM). Ranges are one element; thousands of remapped ports are not: their
+ * transactions get more time (1 ms per command).
+ */
+const timeoutFor = (commands: number): number => NFT_TIMEOUT_MS + commands;
 
 /** Linux caps one argument at 128 KiB (MAX_ARG_STRLEN); larger documents go through a file. */
 const MAX_ARG_BYTES = 100_000;
@@ -99,7 +106,7 @@ export class NftRunner {
     const nft = (args: string[]) => {
       const [command, ...rest] = [...(early?.prefix ?? []), 'nft', ...args];
       const settled = early ? { settledBy: early.settledBy } : {};
-      return this.runner(command!, rest, { timeoutMs: NFT_TIMEOUT_MS, ...settled });
+      return this.runner(command!, rest, { timeoutMs: timeoutFor(cmds.length), ...settled });
     };
     if (Buffer.byteLength(doc) <= MAX_ARG_BYTES) {
       await nft([...flags, doc]);
