@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend } from './backend-scenarios.js';
-import { CLIENT_V4, NODE_V4, NODE_V6, type Pod, type PortMappingInput, TestBed, inNs, reply } from './harness.js';
+import { CLIENT_V4, NODE_V4, NODE_V6, PLUGIN, type Pod, type PortMappingInput, TestBed, inNs, reply } from './harness.js';
 
 const range = (first: number, last: number, protocol: 'tcp' | 'udp'): PortMappingInput[] =>
   Array.from({ length: last - first + 1 }, (_, i) => ({ hostPort: first + i, containerPort: first + i, protocol }));
@@ -59,6 +59,15 @@ function rangeScenarios(backend: Backend): void {
       expect(reply(await bed.request(bed.node, 'udp', '127.0.0.1', 48192)).tag).toBe('udp-range');
       expect((await bed.checkPod(pod)).code).toBe(0);
       expect(await state(bed, backend)).toContain(pod.id);
+      if (backend === 'nftables') {
+        // The range element counted each new IPv4 connection once: 3 from the client, hairpin, localhost.
+        const map = JSON.parse((await inNs(bed.node, ['nft', '-j', 'list', 'map', 'inet', 'cni_portmap', 'hostports4_addr'])).stdout) as { nftables: Array<{ map?: { elem?: Array<[{ elem: { val: unknown; counter?: { packets: number } } }, string]> } }> };
+        const elems = map.nftables.flatMap((o) => o.map?.elem ?? []);
+        const el = elems.find(([k]) => JSON.stringify(k.elem.val) === JSON.stringify({ concat: ['udp', { range: [40000, 56383] }] }));
+        expect(el?.[0].elem.counter?.packets).toBe(5);
+        const list = JSON.parse((await inNs(bed.node, [PLUGIN, 'list', '--json'])).stdout) as { mappings: Array<Record<string, unknown>> };
+        expect(list.mappings).toContainEqual(expect.objectContaining({ protocol: 'udp', hostPort: 40000, lastHostPort: 56383, containerPort: 40000, connections: 5, containerID: pod.id }));
+      }
       expect((await timed(`${backend} DEL 16,384 UDP`, () => bed.delPod(pod))).code).toBe(0);
       expect(await state(bed, backend)).not.toContain(pod.id);
       expect(await bed.request(bed.client, 'udp', NODE_V4, 48192, { timeoutMs: 600 })).toBeUndefined();

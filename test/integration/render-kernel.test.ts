@@ -122,7 +122,23 @@ describe('rendered rules are accepted by the kernel (property)', () => {
     expect(conditional).toBeGreaterThan(5);
   }, 120_000);
 
-  it('nftables: the largest accepted config (4096 mappings, both families) is accepted as one transaction', async () => {
+  it('nftables: 65,535 mappings (the most accepted: every port, ranges and remapped singles mixed) are one transaction', async () => {
+    // Runs of ports that keep their number (ranges), broken up by remapped ports, hostIPs and protocols.
+    const maps = Array.from({ length: 65535 }, (_, i) => ({
+      hostPort: 1 + i,
+      containerPort: i % 97 === 0 ? 80 : 1 + i,
+      protocol: ['tcp', 'udp', 'sctp'][Math.floor(i / 1000) % 3],
+      hostIP: i % 5001 === 0 ? '192.0.2.7' : i % 7001 === 0 ? '2001:db8::7' : '',
+    }));
+    const cfg = parseConfig({ cniVersion: '1.0.0', name: 'net', runtimeConfig: { portMappings: maps } });
+    const plan = buildPlan(cfg, ownerFor(cfg, 'huge', 'eth0'), { 4: parseCidr('10.244.0.9/24'), 6: parseCidr('fd00:244::9/64') });
+    const file = join(bed.dir, 'huge.json');
+    writeFileSync(file, nftTransaction(plan));
+    const res = await inNs(bed.node, ['nft', '--check', '-j', '-f', file], { ok: [1] });
+    expect(res.code, res.stderr).toBe(0);
+  }, 120_000);
+
+  it('nftables: 4096 remapped mappings on host addresses and wildcards, both families, are accepted as one transaction', async () => {
     const maps = Array.from({ length: 4096 }, (_, i) => ({ hostPort: 1 + i, containerPort: 80, protocol: ['tcp', 'udp', 'sctp'][i % 3], hostIP: i % 4 === 0 ? `192.0.2.${i % 250}` : i % 4 === 1 ? `2001:db8::${i.toString(16)}` : '' }));
     const cfg = parseConfig({ cniVersion: '1.0.0', name: 'net', runtimeConfig: { portMappings: maps } });
     const plan = buildPlan(cfg, ownerFor(cfg, 'big', 'eth0'), { 4: parseCidr('10.244.0.9/24'), 6: parseCidr('fd00:244::9/64') });
