@@ -21,7 +21,7 @@ export function describeRow(r: ListRow): string {
 
 /** "tcp/8080 on 192.0.2.1 (IPv6)" */
 export const hostPortText = (r: ListRow): string =>
-  `${r.protocol}/${r.hostPort}${r.hostIP ? ` on ${r.hostIP}` : ''}${r.family === 6 ? ' (IPv6)' : ''}`;
+  `${r.protocol}/${r.hostPort}${r.lastHostPort !== undefined ? `-${r.lastHostPort}` : ''}${r.hostIP ? ` on ${r.hostIP}` : ''}${r.family === 6 ? ' (IPv6)' : ''}`;
 
 const ipPrefix = (r: ListRow): string => (r.family === 6 ? 'ip6' : 'ip');
 
@@ -33,9 +33,12 @@ export function removalHint(r: ListRow): string {
     const [addrMap, portMap] = r.hostIP
       ? [names.hostipportsAddr, names.hostipportsPort]
       : [names.hostportsAddr, names.hostportsPort];
-    const key = r.hostIP ? `${r.hostIP} . ${r.protocol} . ${r.hostPort}` : `${r.protocol} . ${r.hostPort}`;
+    const ports = r.lastHostPort !== undefined ? `${r.hostPort}-${r.lastHostPort}` : String(r.hostPort);
+    const key = r.hostIP ? `${r.hostIP} . ${r.protocol} . ${ports}` : `${r.protocol} . ${ports}`;
     const del = (map: string) => `nft delete element ${FAMILY} ${TABLE} ${map} '{ ${key} }'`;
-    return `delete the pod (its DEL removes the entry) or run a CNI GC; by hand: ${del(addrMap)}; ${del(portMap)}`;
+    // A range has no port element (its DNAT keeps the port).
+    const byHand = r.lastHostPort !== undefined ? del(addrMap) : `${del(addrMap)}; ${del(portMap)}`;
+    return `delete the pod (its DEL removes the entry) or run a CNI GC; by hand: ${byHand}`;
   }
   if (s.kind === 'iptables') {
     const ipt = `${ipPrefix(r)}tables${s.flavour === 'legacy' ? '-legacy' : ''}`;

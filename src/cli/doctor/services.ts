@@ -46,7 +46,7 @@ function servicesFirst(facts: Facts, flavour: FlavourName, family: Family): bool
 
 /** Whether the hostPort DNAT of a row sees the Service's packets at all (same port, a local destination). */
 function samePort(r: ListRow, s: ServicePort, ipvsAddresses: ReadonlySet<string>): boolean {
-  if (s.protocol !== r.protocol || s.port !== r.hostPort) return false;
+  if (s.protocol !== r.protocol || s.port < r.hostPort || s.port > (r.lastHostPort ?? r.hostPort)) return false;
   if (s.family !== undefined && s.family !== r.family) return false;
   if (s.kind !== 'clusterIP') return true;
   const a = s.address!;
