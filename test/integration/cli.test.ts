@@ -100,8 +100,8 @@ describe('portmap list matches the traffic that flows', () => {
     }
     const text = (await inNs(bed.node, [PLUGIN, 'list'])).stdout;
     expect(text).toMatch(/PROTO\s+HOST ADDRESS\s+PORT/);
-    expect(text).toMatch(new RegExp(`tcp\\s+\\*\\s+7070\\s+->\\s+${c.ip4!.replace(/\./g, '\\.')}:82\\s+refnet\\s+ref-c\\s+-\\s+iptables-\\w+ \\(reference plugin\\)`));
-    expect(text).toMatch(new RegExp(`tcp\\s+${NODE_V4_B.replace(/\./g, '\\.')}\\s+9090\\s+->.*testnet.*eth0\\s+nftables`));
+    expect(text).toMatch(new RegExp(`tcp\\s+\\*\\s+7070\\s+->\\s+${c.ip4!.replace(/\./g, '\\.')}:82\\s+refnet\\s+ref-c\\s+-\\s+-\\s+iptables-\\w+ \\(reference plugin\\)`));
+    expect(text).toMatch(new RegExp(`tcp\\s+${NODE_V4_B.replace(/\./g, '\\.')}\\s+9090\\s+->.*testnet.*eth0\\s+\\d+\\s+nftables`));
     // after DEL the mappings are gone from the list
     await bed.delPod(a);
     await reference(bed, 'DEL', 'ref-c', c, [{ hostPort: 7070, containerPort: 82, protocol: 'tcp' }]);
