@@ -2,7 +2,7 @@
 import { log } from '../host/log.js';
 import type { UdpTarget } from '../host/conntrack.js';
 import type { Plan } from '../portmap/plan.js';
-import { portIntervals } from '../portmap/ranges.js';
+import { compactForwards, protocolIntervals } from '../portmap/ranges.js';
 import type { PluginDeps } from './deps.js';
 
 /** UDP host ports per family: their stale conntrack entries go on ADD and DEL, in a few processes. */
@@ -10,7 +10,7 @@ export async function flushUdp(deps: PluginDeps, plan: Plan, verb: 'ADD' | 'DEL'
   const targets: UdpTarget[] = plan.families
     .map((fp) => ({
       family: fp.family,
-      ports: portIntervals(fp.forwards.filter((f) => f.protocol === 'udp').map((f) => f.hostPort)),
+      ports: protocolIntervals(compactForwards(fp.forwards), 'udp'),
       pod: fp.pod.address,
     }))
     .filter((t) => t.ports.length > 0);

@@ -109,27 +109,30 @@ const isPort = (v: unknown): v is number => typeof v === 'number' && Number.isIn
  * The common valid mapping, checked by hand: zod costs some 8 us a mapping, 140 ms for a range of 16,384
  * ports. The same rules as mappingSchema; undefined for anything else, which mappingSchema then reports.
  */
-function quickMapping(m: unknown): ParsedMapping | undefined {
+function quickMapping(m: unknown): PortMapping | undefined {
   if (!isObject(m)) return undefined;
   const { hostPort, containerPort, protocol, hostIP } = m;
   if (!isPort(hostPort) || !isPort(containerPort)) return undefined;
-  const out: ParsedMapping = { hostPort, containerPort };
+  let p: string = 'tcp';
   if (protocol !== undefined) {
     if (typeof protocol !== 'string') return undefined;
-    const p = protocol === '' ? 'tcp' : protocol.toLowerCase();
+    p = protocol === 'udp' || protocol === 'tcp' || protocol === 'sctp' ? protocol : protocol === '' ? 'tcp' : protocol.toLowerCase();
     if (!PROTOCOLS.has(p)) return undefined;
-    out.protocol = p;
   }
-  if (hostIP !== undefined) {
-    if (hostIP !== null && (typeof hostIP !== 'string' || (hostIP !== '' && (hostIP.includes('%') || ipFamily(hostIP) === undefined)))) return undefined;
-    out.hostIP = hostIP;
-  }
-  return out;
+  if (hostIP === undefined || hostIP === null || hostIP === '') return { hostPort, containerPort, protocol: p as Protocol };
+  if (typeof hostIP !== 'string' || hostIP.includes('%') || ipFamily(hostIP) === undefined) return undefined;
+  return { hostPort, containerPort, protocol: p as Protocol, hostIP: canonicalIp(hostIP) };
+}
+
+/** A mapping as zod parsed it, in the shape the plan reads. */
+function toPortMapping(m: ParsedMapping): PortMapping {
+  const hostIP = m.hostIP ? canonicalIp(m.hostIP) : undefined;
+  return { hostPort: m.hostPort, containerPort: m.containerPort, protocol: (m.protocol ?? 'tcp') as Protocol, ...(hostIP ? { hostIP } : {}) };
 }
 
 /** Validates the mappings (after normalize); the first invalid one is reported as zod words it. */
-function parseMappings(list: readonly unknown[]): ParsedMapping[] {
-  const out: ParsedMapping[] = new Array(list.length);
+function parseMappings(list: readonly unknown[]): PortMapping[] {
+  const out: PortMapping[] = new Array(list.length);
   for (let i = 0; i < list.length; i++) {
     const quick = quickMapping(list[i]);
     if (quick) {
@@ -142,7 +145,7 @@ function parseMappings(list: readonly unknown[]): ParsedMapping[] {
       const path = ['runtimeConfig', 'portMappings', i, ...issue.path];
       throw invalidConfig(`invalid value for ${formatPath(path)}: ${preview(valueAt(list[i], issue.path))}`, issue.message);
     }
-    out[i] = parsed.data;
+    out[i] = toPortMapping(parsed.data);
   }
   return out;
 }
@@ -225,7 +228,11 @@ function normalize(raw: Record<string, unknown>): Record<string, unknown> {
       if (rc.portMappings.length > MAX_PORT_MAPPINGS) {
         throw invalidConfig(`invalid value for runtimeConfig.portMappings: ${rc.portMappings.length} mappings`, TOO_MANY);
       }
-      rc.portMappings = rc.portMappings.map((m) => (isObject(m) && !canonicalOnly(m) ? canonicalKeys(m, MAPPING_KEYS) : m));
+      const list = rc.portMappings;
+      // Renamed only when some mapping needs it (a runtime's own JSON has the canonical keys).
+      if (list.some((m) => isObject(m) && !canonicalOnly(m))) {
+        rc.portMappings = list.map((m) => (isObject(m) ? canonicalKeys(m, MAPPING_KEYS) : m));
+      }
     }
     top.runtimeConfig = rc;
   }
@@ -273,15 +280,7 @@ export function parseConfig(raw: Record<string, unknown>): PortmapConfig {
     backend = c.backend;
   }
 
-  const portMappings: PortMapping[] = parseMappings(c.runtimeConfig?.portMappings ?? []).map((m) => {
-    const hostIP = m.hostIP ? canonicalIp(m.hostIP) : undefined;
-    return {
-      hostPort: m.hostPort,
-      containerPort: m.containerPort,
-      protocol: (m.protocol ?? 'tcp') as Protocol,
-      ...(hostIP ? { hostIP } : {}),
-    };
-  });
+  const portMappings = parseMappings(c.runtimeConfig?.portMappings ?? []);
 
   const config: PortmapConfig = {
     cniVersion,

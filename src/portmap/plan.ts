@@ -45,24 +45,37 @@ const PROTOCOL_INDEX: Record<string, number> = { tcp: 0, udp: 1, sctp: 2 };
 const keyOf = (f: Forward): number | string =>
   f.hostIP === undefined ? PROTOCOL_INDEX[f.protocol]! * 65536 + f.hostPort : `${f.hostIP} ${f.protocol} ${f.hostPort}`;
 
-/** The forwards that apply to a family: a hostIP of the other family is skipped, unspecified means all. */
+/**
+ * The forwards that apply to a family: a hostIP of the other family is skipped, unspecified means all.
+ * A key given twice counts once (in its first place); twice with different container ports is an error.
+ * Keys without a hostIP are looked up in a typed array: a range publish sends thousands of them.
+ */
 export function forwardsFor(config: PortmapConfig, family: Family): Forward[] {
-  const byKey = new Map<number | string, Forward>();
+  const out: Forward[] = [];
+  /** (protocol, hostPort) -> index + 1 in out, for forwards on every address */
+  const wildcard = new Int32Array(3 * 65536);
+  const withHostIP = new Map<string, number>();
   for (const m of config.portMappings) {
     if (m.hostIP && ipFamily(m.hostIP) !== family) continue;
     const f: Forward = { protocol: m.protocol, hostPort: m.hostPort, containerPort: m.containerPort };
     if (m.hostIP && !isUnspecified(m.hostIP)) f.hostIP = m.hostIP;
     const key = keyOf(f);
-    const seen = byKey.get(key);
-    if (seen && seen.containerPort !== f.containerPort) {
+    const at = typeof key === 'number' ? wildcard[key]! : (withHostIP.get(key) ?? 0);
+    if (at === 0) {
+      out.push(f);
+      if (typeof key === 'number') wildcard[key] = out.length;
+      else withHostIP.set(key, out.length);
+      continue;
+    }
+    const seen = out[at - 1]!;
+    if (seen.containerPort !== f.containerPort) {
       throw invalidConfig(
         `duplicate port mapping for ${f.protocol} host port ${f.hostPort}${f.hostIP ? ` on ${f.hostIP}` : ''}`,
         `container ports ${seen.containerPort} and ${f.containerPort} both claim it`,
       );
     }
-    byKey.set(key, f);
   }
-  return [...byKey.values()];
+  return out;
 }
 
 export function ownerFor(config: PortmapConfig, containerID: string, ifname: string): Owner {

@@ -54,6 +54,32 @@ function groupIds(forwards: readonly Forward[]): Uint32Array {
  * sort and one scan: a CNI call compacts its forwards once, so this avoids per-forward strings and sets.
  */
 export function compactForwards(forwards: readonly Forward[]): CompactForwards {
+  const cached = memo.get(forwards);
+  if (cached) return cached;
+  const out = oneRun(forwards) ?? compactSorted(forwards);
+  memo.set(forwards, out);
+  return out;
+}
+
+/** Each plan family's forwards are compacted once, whatever the number of backend functions asking. */
+const memo = new WeakMap<readonly Forward[], CompactForwards>();
+
+/**
+ * The shape of a range publish, checked in one pass: every forward on every address, one protocol,
+ * hostPort == containerPort, ports ascending by one. Undefined for anything else.
+ */
+function oneRun(forwards: readonly Forward[]): CompactForwards | undefined {
+  const head = forwards[0];
+  if (!head || forwards.length < MIN_SPAN) return undefined;
+  const { protocol, hostPort: first } = head;
+  for (let i = 0; i < forwards.length; i++) {
+    const f = forwards[i]!;
+    if (f.hostIP !== undefined || f.protocol !== protocol || f.hostPort !== first + i || f.containerPort !== f.hostPort) return undefined;
+  }
+  return { spans: [{ protocol, first, last: first + forwards.length - 1 }], singles: [] };
+}
+
+function compactSorted(forwards: readonly Forward[]): CompactForwards {
   if (forwards.length >= INDEX_BITS) throw new RangeError(`at most ${INDEX_BITS - 1} forwards`);
   const ids = groupIds(forwards);
   // (group, port, index) as one sortable number: below 2^53 for up to 2^19 groups.
@@ -169,14 +195,17 @@ export function multiportChunks(singles: readonly number[], spans: ReadonlyArray
   return chunks;
 }
 
-/** Sorted, merged inclusive intervals of a list of ports (repeats allowed). */
-export function portIntervals(ports: Iterable<number>): Array<{ first: number; last: number }> {
-  const sorted = Uint32Array.from(ports).sort();
+/** The host ports of one protocol in a compacted family, as sorted, merged intervals (any hostIP). */
+export function protocolIntervals(c: CompactForwards, protocol: Protocol): Array<{ first: number; last: number }> {
+  const list = [
+    ...c.spans.filter((s) => s.protocol === protocol).map((s) => ({ first: s.first, last: s.last })),
+    ...c.singles.filter((f) => f.protocol === protocol).map((f) => ({ first: f.hostPort, last: f.hostPort })),
+  ].sort((a, b) => a.first - b.first);
   const out: Array<{ first: number; last: number }> = [];
-  for (const p of sorted) {
+  for (const iv of list) {
     const last = out[out.length - 1];
-    if (last && p <= last.last + 1) last.last = Math.max(last.last, p);
-    else out.push({ first: p, last: p });
+    if (last && iv.first <= last.last + 1) last.last = Math.max(last.last, iv.last);
+    else out.push({ ...iv });
   }
   return out;
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Forward } from '../../../src/portmap/plan.js';
 import {
-  MIN_SPAN, compactForwards, expandForwards, multiportChunks, overlaps, spanForwards, subtractIntervals,
+  MIN_SPAN, compactForwards, expandForwards, multiportChunks, overlaps, protocolIntervals, spanForwards, subtractIntervals,
 } from '../../../src/portmap/ranges.js';
 
 const SEED = 20261201;
@@ -88,6 +88,22 @@ describe('compactForwards', () => {
     }), { numRuns: 400, seed: SEED });
   });
 
+  it('property: a range publish in any order, with or without a stray port, gives the same spans', () => {
+    const runArb = fc.record({ first: fc.integer({ min: 1, max: 60000 }), length: fc.integer({ min: 2, max: 3000 }), protocol: fc.constantFrom('tcp' as const, 'udp' as const) });
+    fc.assert(fc.property(runArb, fc.boolean(), ({ first, length, protocol }, stray) => {
+      const run = Array.from({ length }, (_, i): Forward => ({ protocol, hostPort: first + i, containerPort: first + i }));
+      const want = [{ protocol, first, last: first + length - 1 }];
+      expect(compactForwards(run)).toEqual({ spans: want, singles: [] });
+      // The same ports shuffled (by reversing) go through the general path: the same spans.
+      expect(compactForwards([...run].reverse()).spans).toEqual(want);
+      if (stray) {
+        const extra: Forward = { protocol, hostPort: 1, containerPort: 2 };
+        const c = compactForwards([...run, extra]);
+        expect(c.singles).toEqual(first === 1 ? [] : [extra]);
+      }
+    }), { numRuns: 200, seed: SEED });
+  });
+
   it('compacts 65,535 forwards quickly (no quadratic step)', () => {
     const forwards = Array.from({ length: 65535 }, (_, i) => udp(i + 1, i % 7 === 0 ? 1 : i + 1));
     const c = compactForwards(forwards);
@@ -96,6 +112,16 @@ describe('compactForwards', () => {
 });
 
 describe('interval helpers', () => {
+  it('protocolIntervals merges spans and singles of one protocol across host addresses', () => {
+    const c = compactForwards([
+      ...Array.from({ length: 10 }, (_, i) => udp(100 + i)),
+      ...Array.from({ length: 10 }, (_, i) => udp(105 + i, 105 + i, '192.0.2.1')),
+      udp(116, 53), udp(300, 53), { protocol: 'tcp', hostPort: 200, containerPort: 200 },
+    ]);
+    expect(protocolIntervals(c, 'udp')).toEqual([{ first: 100, last: 114 }, { first: 116, last: 116 }, { first: 300, last: 300 }]);
+    expect(protocolIntervals(c, 'tcp')).toEqual([{ first: 200, last: 200 }]);
+  });
+
   it('spanForwards lists each port once', () => {
     expect(spanForwards({ protocol: 'tcp', first: 3, last: 5, hostIP: '192.0.2.1' }).map((f) => f.hostPort)).toEqual([3, 4, 5]);
   });
