@@ -208,3 +208,21 @@ describe('DEL, CHECK and list with ranges', () => {
     expect(rows.every((r) => r.containerID === 'c1')).toBe(true);
   });
 });
+
+describe('the DEL answered at commit', () => {
+  it('sees the end of the echoed document once, whatever the chunks, braces in comments included', async () => {
+    const { jsonDocumentEnded } = await import('../../../../src/backends/nftables/runner.js');
+    const doc = JSON.stringify({ nftables: [{ delete: { element: { name: 'x', elem: [{ concat: ['udp', 1] }], comment: "e'x}{ ]" } } }] });
+    for (const cut of [1, 5, doc.length - 1]) {
+      const ended = jsonDocumentEnded();
+      expect(ended(doc.slice(0, cut))).toBe(false);
+      expect(ended(doc)).toBe(true);
+    }
+    // Megabytes of echo in many chunks: linear (this took seconds with a parse per chunk).
+    const big = JSON.stringify({ nftables: Array.from({ length: 40_000 }, (_, i) => ({ delete: { element: { elem: [{ concat: ['udp', i] }] } } })) });
+    const ended = jsonDocumentEnded();
+    let done = false;
+    for (let i = 4096; i <= big.length + 4096 && !done; i += 4096) done = ended(big.slice(0, i));
+    expect(done).toBe(true);
+  });
+});
