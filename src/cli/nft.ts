@@ -4,7 +4,7 @@
  * The nft vocabulary (listing schema, our map names, DNAT decoding) is the nftables backend's.
  */
 import { FAMILY, TABLE } from '../backends/nftables/json.js';
-import { type TableState, keyPrefix, nftListing, parseTable, unwrap } from '../backends/nftables/parse.js';
+import { type Listing as ListingDoc, type TableState, keyPrefix, parseListing, parseTable, unwrap } from '../backends/nftables/parse.js';
 import {
   REFERENCE_DNAT_CHAINS,
   REFERENCE_MASQ_CHAIN,
@@ -46,7 +46,7 @@ export interface Ruleset {
   tables: string[];
 }
 
-type Listing = ReturnType<typeof nftListing.parse>['nftables'];
+type Listing = ListingDoc['nftables'];
 
 interface MatchExpr {
   match?: { left?: { payload?: { field?: string } }; right?: unknown };
@@ -138,7 +138,7 @@ function readReference(doc: Listing, out: Ruleset): void {
 
 /** Parses `nft -j list ruleset` (pure). */
 export function parseRuleset(json: string): Ruleset {
-  const doc = nftListing.parse(JSON.parse(json)).nftables;
+  const doc = parseListing(json).nftables;
   const out: Ruleset = { serviceCidrs: [], rows: [], services: [], natChains: [], tables: [] };
   if (doc.some((o) => o.table?.family === FAMILY && o.table.name === TABLE)) readOurs(json, out);
   for (const o of doc) {

@@ -22,26 +22,33 @@ export interface PrevResult {
   result: Result;
 }
 
-const cidrString = z.string().check(z.refine(isCidr, 'must be an address with a prefix length, like 10.0.0.2/24'));
-const ipString = z.string().check(z.refine((s) => ipFamily(s) !== undefined, 'must be an IP address'));
-const route = z.looseObject({ dst: cidrString, gw: z.optional(ipString) });
-const dns = z.optional(z.record(z.string(), z.unknown()));
-const iface = z.looseObject({ name: z.string(), mac: z.optional(z.string()), sandbox: z.optional(z.string()) });
-const ipConfigV1 = z.looseObject({
-  address: cidrString,
-  gateway: z.optional(ipString),
-  interface: z.optional(z.int().check(z.gte(0))),
-});
-const resultV1 = z.looseObject({
-  interfaces: z.optional(z.array(iface)),
-  ips: z.optional(z.array(ipConfigV1)),
-  routes: z.optional(z.array(route)),
-  dns,
-});
-const ipConfigV04 = z.looseObject({ ...ipConfigV1.shape, version: z.optional(z.enum(['4', '6'])) });
-const resultV04 = z.looseObject({ ...resultV1.shape, ips: z.optional(z.array(ipConfigV04)) });
-const ipConfigV02 = z.looseObject({ ip: cidrString, gateway: z.optional(ipString), routes: z.optional(z.array(route)) });
-const resultV02 = z.looseObject({ ip4: z.optional(ipConfigV02), ip6: z.optional(ipConfigV02), dns });
+/** The result schemas, built on first use (a call without a prevResult never pays for them). */
+function buildSchemas() {
+  const cidrString = z.string().check(z.refine(isCidr, 'must be an address with a prefix length, like 10.0.0.2/24'));
+  const ipString = z.string().check(z.refine((s) => ipFamily(s) !== undefined, 'must be an IP address'));
+  const route = z.looseObject({ dst: cidrString, gw: z.optional(ipString) });
+  const dns = z.optional(z.record(z.string(), z.unknown()));
+  const iface = z.looseObject({ name: z.string(), mac: z.optional(z.string()), sandbox: z.optional(z.string()) });
+  const ipConfigV1 = z.looseObject({
+    address: cidrString,
+    gateway: z.optional(ipString),
+    interface: z.optional(z.int().check(z.gte(0))),
+  });
+  const resultV1 = z.looseObject({
+    interfaces: z.optional(z.array(iface)),
+    ips: z.optional(z.array(ipConfigV1)),
+    routes: z.optional(z.array(route)),
+    dns,
+  });
+  const ipConfigV04 = z.looseObject({ ...ipConfigV1.shape, version: z.optional(z.enum(['4', '6'])) });
+  const resultV04 = z.looseObject({ ...resultV1.shape, ips: z.optional(z.array(ipConfigV04)) });
+  const ipConfigV02 = z.looseObject({ ip: cidrString, gateway: z.optional(ipString), routes: z.optional(z.array(route)) });
+  const resultV02 = z.looseObject({ ip4: z.optional(ipConfigV02), ip6: z.optional(ipConfigV02), dns });
+  return { v1: resultV1, v04: resultV04, v02: resultV02 };
+}
+
+let schemas: ReturnType<typeof buildSchemas> | undefined;
+const schema = (): ReturnType<typeof buildSchemas> => (schemas ??= buildSchemas());
 
 function fail(reason: string): never {
   throw new CniError(ErrorCode.InvalidConfig, 'could not parse prevResult', reason);
@@ -66,16 +73,16 @@ export function parsePrevResult(raw: unknown, configVersion: CniVersion): PrevRe
   const version = declared;
   switch (resultFamily(version)) {
     case 'v1': {
-      const r = check(resultV1, obj);
+      const r = check(schema().v1, obj);
       return { version, raw: obj, result: { ...r, cniVersion: version } };
     }
     case 'v04': {
-      const r = check(resultV04, obj);
+      const r = check(schema().v04, obj);
       const ips = r.ips?.map(({ version: _v, ...ip }) => ip);
       return { version, raw: obj, result: { ...r, cniVersion: version, ...(ips ? { ips } : {}) } };
     }
     case 'v02': {
-      const r = check(resultV02, obj);
+      const r = check(schema().v02, obj);
       const ips: NonNullable<Result['ips']> = [];
       const routes: NonNullable<Result['routes']> = [];
       for (const cfg of [r.ip4, r.ip6]) {

@@ -16,65 +16,75 @@ export interface SetShape {
   counter: boolean;
 }
 
-const elemEntry = z.union([
-  z.object({
-    elem: z.looseObject({
-      val: z.unknown(),
-      comment: z.optional(z.string()),
-      counter: z.optional(z.looseObject({ packets: z.optional(z.number()) })),
+function buildSchemas() {
+  const elemEntry = z.union([
+    z.object({
+      elem: z.looseObject({
+        val: z.unknown(),
+        comment: z.optional(z.string()),
+        counter: z.optional(z.looseObject({ packets: z.optional(z.number()) })),
+      }),
     }),
-  }),
-  z.unknown(),
-]);
+    z.unknown(),
+  ]);
 
-const setLike = z.looseObject({
-  family: z.string(),
-  table: z.string(),
-  name: z.string(),
-  map: z.optional(z.unknown()),
-  elem: z.optional(z.array(z.unknown())),
-  flags: z.optional(z.union([z.string(), z.array(z.string())])),
-  stmt: z.optional(z.array(z.unknown())),
-});
+  const setLike = z.looseObject({
+    family: z.string(),
+    table: z.string(),
+    name: z.string(),
+    map: z.optional(z.unknown()),
+    elem: z.optional(z.array(z.unknown())),
+    flags: z.optional(z.union([z.string(), z.array(z.string())])),
+    stmt: z.optional(z.array(z.unknown())),
+  });
+
+  const listing = z.object({
+    nftables: z.array(
+      z.looseObject({
+        metainfo: z.optional(z.looseObject({ json_schema_version: z.optional(z.number()) })),
+        table: z.optional(z.looseObject({ family: z.string(), name: z.string() })),
+        chain: z.optional(
+          z.looseObject({
+            family: z.string(),
+            table: z.string(),
+            name: z.string(),
+            type: z.optional(z.string()),
+            hook: z.optional(z.string()),
+            prio: z.optional(z.number()),
+          }),
+        ),
+        rule: z.optional(
+          z.looseObject({
+            family: z.string(),
+            table: z.string(),
+            chain: z.string(),
+            handle: z.number(),
+            comment: z.optional(z.string()),
+            expr: z.array(z.record(z.string(), z.unknown())),
+          }),
+        ),
+        map: z.optional(setLike),
+        set: z.optional(setLike),
+      }),
+    ),
+  });
+  return { elemEntry, listing };
+}
+
+let schemas: ReturnType<typeof buildSchemas> | undefined;
+/** Built on first use: a CNI call on a fast path reads no listing and never pays for them. */
+const schema = (): ReturnType<typeof buildSchemas> => (schemas ??= buildSchemas());
 
 /** The shape of `nft -j list ...` output that this plugin reads (ours or any table: `portmap doctor`). */
-export const nftListing = z.object({
-  nftables: z.array(
-    z.looseObject({
-      metainfo: z.optional(z.looseObject({ json_schema_version: z.optional(z.number()) })),
-      table: z.optional(z.looseObject({ family: z.string(), name: z.string() })),
-      chain: z.optional(
-        z.looseObject({
-          family: z.string(),
-          table: z.string(),
-          name: z.string(),
-          type: z.optional(z.string()),
-          hook: z.optional(z.string()),
-          prio: z.optional(z.number()),
-        }),
-      ),
-      rule: z.optional(
-        z.looseObject({
-          family: z.string(),
-          table: z.string(),
-          chain: z.string(),
-          handle: z.number(),
-          comment: z.optional(z.string()),
-          expr: z.array(z.record(z.string(), z.unknown())),
-        }),
-      ),
-      map: z.optional(setLike),
-      set: z.optional(setLike),
-    }),
-  ),
-});
+export const parseListing = (json: string) => schema().listing.parse(JSON.parse(json));
+export type Listing = ReturnType<typeof parseListing>;
 
 /**
  * A set or map key as listed: `{elem: {val, comment, counter}}` when it carries a comment or a counter,
  * else the bare key.
  */
 export function unwrap(entry: unknown): { key: unknown; comment?: string; packets?: number } {
-  const parsed = elemEntry.safeParse(entry);
+  const parsed = schema().elemEntry.safeParse(entry);
   if (parsed.success && typeof parsed.data === 'object' && parsed.data !== null && 'elem' in parsed.data) {
     const e = (parsed.data as { elem: { val: unknown; comment?: string; counter?: { packets?: number } } }).elem;
     return {
@@ -109,7 +119,7 @@ const extras = (u: { comment?: string; packets?: number }) => ({
 
 /** Parses the JSON listing of our table (pure). Throws when the output does not have the expected shape. */
 export function parseTable(json: string): TableState {
-  const doc = nftListing.parse(JSON.parse(json));
+  const doc = parseListing(json);
   const state: TableState = { chains: new Map(), rules: [], elements: [], sets: new Map() };
   for (const obj of doc.nftables) {
     const ours = (o: { family: string; table: string }) => o.family === FAMILY && o.table === TABLE;
