@@ -17,7 +17,7 @@ describe('npm run demo', () => {
     expect(out).toMatch(/ok +client -> 192\.0\.2\.1:8080 +-> answered by web-pod \(it saw the client as 192\.0\.2\.2\)/);
     expect(out).toMatch(/ok +node -> 127\.0\.0\.1:8080 +-> answered by web-pod/);
     expect(out).toMatch(/ok +hairpin: pod "other" -> 192\.0\.2\.1:8080 +-> answered by web-pod/);
-    expect(out).toMatch(/tcp +\* +8080 +-> +10\.244\.0\.\d+:80 +demo-net +pmdemo\w+-web +eth0 +nftables/);
+    expect(out).toMatch(/tcp +\* +8080 +-> +10\.244\.0\.\d+:80 +demo-net +pmdemo\w+-web +eth0 +\d+ +nftables/);
     expect(out).toMatch(/ok +node -> Service 10\.96\.0\.10:3306 +\(captured!\) +-> answered by db-pod/);
     expect(out).toMatch(/ERROR \[service-port-captured\] hostPort tcp\/3306/);
     expect(out).toMatch(/ok +node -> Service 10\.96\.0\.10:3306 +-> answered by mysql-service/);
