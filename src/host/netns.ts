@@ -67,3 +67,13 @@ export function netnsAlive(path: string, id: NetnsId | undefined, boot: string, 
   if (id && !sameNetns(now, id)) return { alive: false, reason: `${path} is now another network namespace` };
   return { alive: true };
 }
+
+/** When this boot started (ms since the epoch), from /proc/uptime; undefined when unreadable. */
+export function bootTimeMs(now = Date.now()): number | undefined {
+  try {
+    const up = Number.parseFloat(readFileSync('/proc/uptime', 'utf8').split(' ')[0] ?? '');
+    return Number.isFinite(up) ? now - up * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
