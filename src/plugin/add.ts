@@ -3,6 +3,7 @@ import { convertResult } from '../cni/result.js';
 import { type PortmapCall, planOf, requirePrevResult } from './call-plan.js';
 import { type PluginDeps, locked } from './deps.js';
 import { flushUdp, localnetDevice } from './host-effects.js';
+import { keepRecord, selfHealing } from './self-healing.js';
 
 export async function add(deps: PluginDeps, call: PortmapCall): Promise<Record<string, unknown>> {
   const { config } = call;
@@ -12,6 +13,8 @@ export async function add(deps: PluginDeps, call: PortmapCall): Promise<Record<s
   const plan = planOf(call, prev);
   if (plan.families.length === 0) return result;
   const backend = await deps.backendFor(config);
+  const store = deps.records(config);
+  selfHealing(backend, store, plan.owner.id);
   await deps.testpoint('add:before-lock');
   let device: Promise<string | undefined> | undefined;
   await locked(deps, `ADD ${plan.owner.containerID}`, async () => {
@@ -20,6 +23,7 @@ export async function add(deps: PluginDeps, call: PortmapCall): Promise<Record<s
     // Looked up while the backend's process runs (backend.add has started it by now).
     device = localnetDevice(deps, plan);
     await applied;
+    keepRecord(() => store.write(plan, backend.name, call.args.netns));
     await deps.testpoint('add:applied');
   });
   const dev = await device;

@@ -6,13 +6,13 @@
  */
 import { join } from 'node:path';
 import { type CacheEntry, parseCacheEntry, portmapConfigOf, portmapInList } from '../cni/cache.js';
-import { parseConfig } from '../cni/config.js';
+import { parseConfig } from '../portmap/config.js';
 import { containerAddresses, parsePrevResult } from '../cni/result.js';
 import { ageMs, listDir, readText } from '../host/files.js';
 import { bootTimeMs, netnsAt, ownNetns, sameNetns } from '../host/netns.js';
 import { type Plan, buildPlan, ownerFor } from '../portmap/plan.js';
-import type { BackendName } from '../cni/config.js';
-import { chooseBackend } from '../portmap/backend-select.js';
+import type { BackendName } from '../portmap/config.js';
+import { chooseBackend } from './backend-choice.js';
 
 export interface CacheFile {
   file: string;

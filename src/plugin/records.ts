@@ -14,9 +14,9 @@ import { ageMs, isTempName, listDir, readJson, removeFile, writeFileAtomic } fro
 import { type Liveness, bootId, netnsAlive, netnsAt, ownNetns, scopeName } from '../host/netns.js';
 import { type AttachmentRecord, parseRecord, recordId, recordOf } from '../portmap/record.js';
 import type { Plan } from '../portmap/plan.js';
-import type { BackendName } from '../cni/config.js';
+import { type BackendName, DEFAULT_DATA_DIR } from '../portmap/config.js';
 
-export const DEFAULT_DATA_DIR = '/var/lib/cni/portmap';
+export { DEFAULT_DATA_DIR };
 
 export interface StoredRecord {
   id: string;

@@ -9,15 +9,16 @@
  * restore completes it. Everything here runs under the portmap lock.
  */
 import type { Backend } from '../backends/backend.js';
-import type { BackendName } from '../cni/config.js';
+import type { BackendName } from '../portmap/config.js';
 import { withLock } from '../host/lock.js';
-import { log } from '../host/log.js';
+import { testpoint } from '../host/testpoint.js';
 import { ownerOf } from '../portmap/owner.js';
 import type { Plan } from '../portmap/plan.js';
 import { planOfRecord, recordName } from '../portmap/record.js';
-import { loadBackend } from '../portmap/backend-select.js';
+import { loadBackend } from './backend-choice.js';
 import { adoptionOf, readCacheDir } from './adopt.js';
-import { RecordStore, type StoredRecord } from './records.js';
+import { RecordStore } from './records.js';
+import { byAge } from './self-healing.js';
 
 export interface RestoreOptions {
   dataDir: string;
@@ -63,26 +64,6 @@ export interface RestoreReport {
 }
 
 const forwardCount = (p: Plan): number => p.families.reduce((n, f) => n + f.forwards.length, 0);
-
-/** Oldest first: when two live attachments claim one host port, the newest one wins, as with ADDs. */
-const byAge = (a: StoredRecord, b: StoredRecord): number => a.record.created - b.record.created;
-
-/**
- * The live records of `backend` as plans (oldest first), except the owner `exclude`; removes the records
- * of pods that are gone on the way. For a CNI call that found our node-wide state gone (the lock is held).
- */
-export function livePlans(store: RecordStore, backend: BackendName, exclude?: string): Plan[] {
-  const { records } = store.list();
-  const { live, dead } = store.sort(records);
-  for (const d of dead) {
-    log.info(`removing the record of ${recordName(d.record)}: ${d.reason}`);
-    store.remove(d.id);
-  }
-  return live
-    .filter((r) => r.record.backend === backend && r.id !== exclude)
-    .sort(byAge)
-    .map((r) => planOfRecord(r.record));
-}
 
 async function restoreLocked(opts: RestoreOptions, load: (name: BackendName) => Promise<Backend>): Promise<RestoreReport> {
   const report: RestoreReport = { restored: [], intact: [], skipped: [], backends: [], ok: true };
@@ -141,6 +122,7 @@ async function restoreLocked(opts: RestoreOptions, load: (name: BackendName) => 
         continue;
       }
       if (!opts.dryRun) {
+        await testpoint('restore:apply');
         await backend.restore(plans);
         outcome.restored = true;
       }

@@ -284,6 +284,11 @@ export interface AddState {
  * moves a PREROUTING/OUTPUT jump that sits above KUBE-SERVICES below it. `same` compares two rules.
  */
 export function addRepairDocument(plan: Plan, fp: FamilyPlan, state: AddState, same: (a: Args, b: Args) => boolean): string {
+  return natDocument(addRepairLines(plan, fp, state, same));
+}
+
+/** The lines of addRepairDocument (restore.ts joins those of many plans into one document). */
+export function addRepairLines(plan: Plan, fp: FamilyPlan, state: AddState, same: (a: Args, b: Args) => boolean): string[] {
   const chain = dnatChain(plan.owner.network, plan.owner.containerID);
   const has = (c: string) => state.chains.get(c) !== undefined;
   const rules = (c: string) => state.chains.get(c) ?? [];
@@ -310,7 +315,7 @@ export function addRepairDocument(plan: Plan, fp: FamilyPlan, state: AddState, s
   out.push(has(chain) ? `-F ${chain}` : `-N ${chain}`);
   out.push(line('-A', chain, OWN_MARKER), ...dnatRules(plan, fp).map((r) => line('-A', chain, r)));
   out.push(...insertAtTop(TOP_DNAT, entryRules(plan, fp)));
-  return natDocument(out);
+  return out;
 }
 
 /** DEL fast path: exactly what the ADD of this plan made. Fails when any of it is missing. */

@@ -151,6 +151,9 @@ function signature(expr: unknown): string {
   return out.join(',');
 }
 
+/** For restore.ts: the same comparison of static rules. */
+export const ruleSignature = signature;
+
 /** The prefix of an interval-set key (`{prefix: {addr, len}}`), as a Cidr. */
 function prefixCidr(key: unknown): Cidr | undefined {
   const p = (key as { prefix?: { addr: string; len: number } } | null)?.prefix;

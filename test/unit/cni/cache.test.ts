@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseCacheEntry, portmapConfigOf, portmapInList } from '../../../src/cni/cache.js';
-import { parseConfig } from '../../../src/cni/config.js';
+import { parseConfig } from '../../../src/portmap/config.js';
 
 export const conflist = {
   cniVersion: '1.0.0',

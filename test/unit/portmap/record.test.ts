@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../../src/cni/config.js';
+import { parseConfig } from '../../../src/portmap/config.js';
 import { parseCidr } from '../../../src/net/ip.js';
 import { buildPlan, ownerFor } from '../../../src/portmap/plan.js';
 import { newestRecord, parseRecord, planOfRecord, recordId, recordOf } from '../../../src/portmap/record.js';

@@ -4,16 +4,16 @@
  * (rules flushed, taken over by another pod, portmap not chained in that pod's conflist), forwards and
  * records of pods that are gone, and the configuration mistakes that make hostPort a silent no-op.
  */
-import type { CacheEntry } from '../cni/cache.js';
-import { portmapConfigOf, portmapInList } from '../cni/cache.js';
-import { parseConfig } from '../cni/config.js';
-import { containerAddresses, parsePrevResult } from '../cni/result.js';
-import type { Family } from '../net/ip.js';
-import { buildPlan, ownerFor } from '../portmap/plan.js';
-import { type AttachmentRecord, planOfRecord, recordName } from '../portmap/record.js';
-import type { Finding } from './doctor.js';
-import type { ConfFile } from './facts.js';
-import type { ListRow } from './rows.js';
+import type { CacheEntry } from '../../cni/cache.js';
+import { portmapConfigOf, portmapInList } from '../../cni/cache.js';
+import { parseConfig } from '../../portmap/config.js';
+import { containerAddresses, parsePrevResult } from '../../cni/result.js';
+import type { Family } from '../../net/ip.js';
+import { buildPlan, ownerFor } from '../../portmap/plan.js';
+import { type AttachmentRecord, planOfRecord, recordName } from '../../portmap/record.js';
+import type { Finding } from './finding.js';
+import type { ConfFile } from '../facts.js';
+import type { ListRow } from '../rows.js';
 
 /** A forward a pod asked for. */
 export interface WantedForward {

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { parseCacheEntry } from '../../../src/cni/cache.js';
-import { parseConfig } from '../../../src/cni/config.js';
-import { parseCidr } from '../../../src/net/ip.js';
-import { buildPlan, ownerFor } from '../../../src/portmap/plan.js';
-import { recordOf } from '../../../src/portmap/record.js';
-import { type DriftFacts, checkDrift } from '../../../src/cli/drift.js';
-import type { ListRow } from '../../../src/cli/rows.js';
-import { cacheText, conflist } from '../cni/cache.test.js';
+import { parseCacheEntry } from '../../../../src/cni/cache.js';
+import { parseConfig } from '../../../../src/portmap/config.js';
+import { parseCidr } from '../../../../src/net/ip.js';
+import { buildPlan, ownerFor } from '../../../../src/portmap/plan.js';
+import { recordOf } from '../../../../src/portmap/record.js';
+import { type DriftFacts, checkDrift } from '../../../../src/cli/doctor/drift.js';
+import { type ListRow, OUR_TABLE } from '../../../../src/cli/rows.js';
+import { cacheText, conflist } from '../../cni/cache.test.js';
 
 const config = parseConfig({ cniVersion: '1.0.0', name: 'podnet', type: 'portmap', runtimeConfig: { portMappings: [{ hostPort: 9090, containerPort: 90 }] } });
 const plan = buildPlan(config, ownerFor(config, 'c2', 'eth0'), { 4: parseCidr('10.244.0.6/24') });
@@ -14,7 +14,7 @@ const record = recordOf(plan, { backend: 'nftables', netns: { path: '/var/run/ne
 
 const row = (over: Partial<ListRow>): ListRow => ({
   backend: 'nftables', origin: 'portmap-ts', family: 4, protocol: 'tcp', hostPort: 8080, podIP: '10.244.0.5', containerPort: 80,
-  network: 'podnet', containerID: 'c1', ifname: 'eth0', source: 'nft inet cni_portmap', ...over,
+  network: 'podnet', containerID: 'c1', ifname: 'eth0', source: OUR_TABLE, ...over,
 });
 
 const facts = (over: Partial<DriftFacts>): DriftFacts => ({
