@@ -41,7 +41,8 @@ export interface GcScope {
 
 /**
  * The live attachments of a backend to re-create (oldest first), for a call that finds our node-wide
- * state gone: set by the plugin from its records (plugin/restore.ts), asked for only then.
+ * state gone: set by the plugin from its records (plugin/self-healing.ts), asked for only then. A
+ * call with a plan of its own (ADD, CHECK) restores that plan last, in place of its record.
  */
 export type LiveAttachments = () => Plan[];
 

@@ -14,7 +14,7 @@ export async function add(deps: PluginDeps, call: PortmapCall): Promise<Record<s
   if (plan.families.length === 0) return result;
   const backend = await deps.backendFor(config);
   const store = deps.records(config);
-  selfHealing(backend, store, plan.owner.id);
+  selfHealing(backend, store);
   await deps.testpoint('add:before-lock');
   let device: Promise<string | undefined> | undefined;
   await locked(deps, `ADD ${plan.owner.containerID}`, async () => {

@@ -19,7 +19,7 @@ export async function del(deps: PluginDeps, call: PortmapCall): Promise<void> {
   }
   const backend = await deps.backendFor(config);
   const store = deps.records(config);
-  selfHealing(backend, store, owner.id);
+  selfHealing(backend, store);
   await deps.testpoint('del:before-lock');
   await locked(deps, `DEL ${args.containerId}`, async () => {
     await deps.testpoint('del:locked');

@@ -33,9 +33,9 @@ export function livePlans(store: RecordStore, backend: Backend['name'], exclude?
 }
 
 
-/** Lets `backend` restore the live attachments of `store` (except `exclude`, the call's own). */
-export function selfHealing(backend: Backend, store: RecordStore, exclude?: string): void {
-  backend.heal = () => livePlans(store, backend.name, exclude);
+/** Lets `backend` restore the live attachments of `store` (the backend puts the call's own plan last). */
+export function selfHealing(backend: Backend, store: RecordStore): void {
+  backend.heal = () => livePlans(store, backend.name);
 }
 
 export function keepRecord(write: () => unknown): void {

@@ -17,7 +17,7 @@ interface Variant {
   backend: 'nftables' | 'iptables';
   legacy?: boolean;
   /** Ways to wipe our rules, each as commands run in the node namespace. */
-  wipes: Record<string, string[][]>;
+  wipes: Record<string, Wipe[]>;
   /**
    * Wipes the next ADD cannot see: an nftables ADD that finds its ready mark in place (a flushed or
    * deleted chain keeps it, `nft flush table` empties the map it adds the mark back to) is not slowed
@@ -26,12 +26,14 @@ interface Variant {
   unseenByAdd?: string[];
 }
 
-const iptablesChains = (ipt: string): string[][] => [
-  [ipt, '-t', 'nat', '-D', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'CNI-HOSTPORT-DNAT'],
-  [ipt, '-t', 'nat', '-D', 'OUTPUT', '-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'CNI-HOSTPORT-DNAT'],
-  [ipt, '-t', 'nat', '-F', 'CNI-HOSTPORT-DNAT'],
-  [ipt, '-t', 'nat', '-X', 'CNI-HOSTPORT-DNAT'],
-];
+type Wipe = string[] | { args: string[]; input: string };
+
+/** Our shared chain and the jumps to it, deleted in one transaction (portmap watch is faster than a script). */
+const iptablesChains = (ipt: string): Wipe[] => [{
+  args: [`${ipt}-restore`, '--noflush'],
+  input: ['*nat', ...['PREROUTING', 'OUTPUT'].map((c) => `-D ${c} -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT`),
+    '-F CNI-HOSTPORT-DNAT', '-X CNI-HOSTPORT-DNAT', 'COMMIT', ''].join('\n'),
+}];
 
 const VARIANTS: Variant[] = [
   {
@@ -90,8 +92,11 @@ const ALL_OK = { v4: 'ok', v6: 'ok', udp: 'ok', hostIP: 'ok', localhost: 'ok' };
 
 const dead = async (bed: TestBed) => expect(await bed.request(bed.client, 'tcp', NODE_V4, 8080, { timeoutMs: 700 })).toBeUndefined();
 
-async function wipe(bed: TestBed, cmds: string[][]): Promise<void> {
-  for (const c of cmds) await inNs(bed.node, c, { ok: [1, 2] });
+async function wipe(bed: TestBed, cmds: Wipe[]): Promise<void> {
+  for (const c of cmds) {
+    if (Array.isArray(c)) await inNs(bed.node, c);
+    else await inNs(bed.node, c.args, { input: c.input });
+  }
 }
 
 const restore = async (bed: TestBed, ...extra: string[]) => {
@@ -171,14 +176,15 @@ for (const v of VARIANTS) {
         expect(again.report.intact.map((r) => r.name)).toContain(`testnet/${pod.id}/eth0`);
       });
 
-      it(`after ${name}: portmap watch restores them within a second`, async () => {
+      // The legacy flavour emits no events: watch checks it every --legacy-interval seconds (a slow check).
+      it(`after ${name}: portmap watch restores them within ${v.legacy ? 'its legacy interval and a second' : 'a second'}`, async () => {
         const interval = v.legacy ? ['--legacy-interval', '0.3'] : [];
         const watch = await startWatch(bed, interval);
         try {
           await wipe(bed, cmds);
           const ms = await healedWithin(bed, 'a', 3000);
           expect(ms, watch.log()).toBeDefined();
-          expect(ms!).toBeLessThan(1000);
+          expect(ms!).toBeLessThan(v.legacy ? 2000 : 1000);
           expect(await forwards(bed, 'a')).toEqual(ALL_OK);
           expect(watch.log()).toMatch(/restored 1 attachment|restored \d+ attachment/);
         } finally {
@@ -260,7 +266,7 @@ describe('restore: concurrency, crashes, adoption, node namespaces', () => {
     const marker = join(bed.dir, 'marker');
     for (let i = 0; i < 3; i++) {
       await inNs(bed.node, ['nft', 'flush', 'ruleset']);
-      const env = { ...process.env, PORTMAP_TEST_PAUSE_AT: 'restore:apply', PORTMAP_TEST_MARKER: marker, PORTMAP_TEST_PAUSE_MS: String(i * 5) };
+      const env = { ...process.env, PORTMAP_TEST_PAUSE_AT: 'restore:apply', PORTMAP_TEST_MARKER: marker, PORTMAP_TEST_PAUSE_MS: String(i === 0 ? 60_000 : i * 5) };
       const child = spawn('ip', ['netns', 'exec', bed.node, PLUGIN, 'restore', '--data-dir', bed.dataDir, '--no-adopt'], { env, stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, 150 + i * 40));
       child.kill('SIGKILL');

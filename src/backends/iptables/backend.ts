@@ -73,7 +73,7 @@ export class IptablesBackend implements Backend {
     const plans = live().filter((p) => p.families.some((f) => f.family === ipt.family));
     if (plans.length === 0) return false;
     log.warn(`iptables: our chains or jumps are gone from the ${ipt.where}: restoring ${plans.length} attachment(s) from their records`);
-    await this.restoreFamily(ipt, own ? [...plans, own] : plans);
+    await this.restoreFamily(ipt, own ? [...plans.filter((p) => p.owner.id !== own.owner.id), own] : plans);
     return true;
   }
 

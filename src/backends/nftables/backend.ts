@@ -116,7 +116,7 @@ export class NftablesBackend implements Backend {
     if (!this.heal || !tableGone(state, settings)) return false;
     const live = this.heal();
     if (live.length === 0) return false;
-    const plans = own ? [...live, own] : live;
+    const plans = own ? [...live.filter((p) => p.owner.id !== own.owner.id), own] : live;
     log.warn(`nftables: ${skeletonDamage(state, settings).join('; ')}: restoring ${live.length} attachment(s) from their records`);
     const { commands } = restoreCommands(state, plans);
     await this.nft.apply(commands);
