@@ -68,43 +68,50 @@ const isCidr = (s: string): boolean => {
   }
 };
 
-const port = z.int().check(z.gte(1), z.lte(65535));
-const forwardSchema = z.object({
-  protocol: z.enum(['tcp', 'udp', 'sctp']),
-  hostPort: port,
-  containerPort: port,
-  hostIP: z.optional(z.string().check(z.refine((s) => ipFamily(s) !== undefined, 'hostIP must be an address'))),
-});
+/** Built on first read only: an ADD writes records and never parses one. */
+function buildSchema() {
+  const port = z.int().check(z.gte(1), z.lte(65535));
+  const forwardSchema = z.object({
+    protocol: z.enum(['tcp', 'udp', 'sctp']),
+    hostPort: port,
+    containerPort: port,
+    hostIP: z.optional(z.string().check(z.refine((s) => ipFamily(s) !== undefined, 'hostIP must be an address'))),
+  });
 
-const familySchema = z.object({
-  family: z.union([z.literal(4), z.literal(6)]),
-  pod: z.string().check(z.refine(isCidr, 'pod must be an address with a prefix length')),
-  forwards: z.array(forwardSchema).check(z.minLength(1), z.maxLength(4096)),
-  masquerade: z.enum(['none', 'hairpin', 'all']),
-  localhost: z.boolean(),
-  conditions: z.optional(z.array(z.string().check(z.regex(CONDITION_TOKEN))).check(z.maxLength(64))),
-});
+  const familySchema = z.object({
+    family: z.union([z.literal(4), z.literal(6)]),
+    pod: z.string().check(z.refine(isCidr, 'pod must be an address with a prefix length')),
+    forwards: z.array(forwardSchema).check(z.minLength(1), z.maxLength(4096)),
+    masquerade: z.enum(['none', 'hairpin', 'all']),
+    localhost: z.boolean(),
+    conditions: z.optional(z.array(z.string().check(z.regex(CONDITION_TOKEN))).check(z.maxLength(64))),
+  });
 
-const recordSchema = z.object({
-  v: z.literal(RECORD_VERSION),
-  backend: z.enum(['nftables', 'iptables']),
-  network: z.string().check(z.regex(NAME)),
-  containerID: z.string().check(z.regex(NAME)),
-  ifname: z.string().check(z.regex(IFNAME), z.refine((s) => s !== '.' && s !== '..')),
-  netns: z.object({ path: z.string(), dev: z.optional(z.int()), ino: z.optional(z.int()) }),
-  bootId: z.string(),
-  created: z.number(),
-  adopted: z.optional(z.boolean()),
-  families: z.array(familySchema).check(z.minLength(1), z.maxLength(2)),
-  afterServices: z.boolean(),
-  serviceCIDRs: z.array(z.string().check(z.refine(isCidr, 'serviceCIDRs must be CIDRs'))).check(z.maxLength(64)),
-  markMasqBit: z.int().check(z.gte(0), z.lte(31)),
-  externalSetMarkChain: z.optional(z.string().check(z.regex(CHAIN_NAME))),
-});
+  const recordSchema = z.object({
+    v: z.literal(RECORD_VERSION),
+    backend: z.enum(['nftables', 'iptables']),
+    network: z.string().check(z.regex(NAME)),
+    containerID: z.string().check(z.regex(NAME)),
+    ifname: z.string().check(z.regex(IFNAME), z.refine((s) => s !== '.' && s !== '..')),
+    netns: z.object({ path: z.string(), dev: z.optional(z.int()), ino: z.optional(z.int()) }),
+    bootId: z.string(),
+    created: z.number(),
+    adopted: z.optional(z.boolean()),
+    families: z.array(familySchema).check(z.minLength(1), z.maxLength(2)),
+    afterServices: z.boolean(),
+    serviceCIDRs: z.array(z.string().check(z.refine(isCidr, 'serviceCIDRs must be CIDRs'))).check(z.maxLength(64)),
+    markMasqBit: z.int().check(z.gte(0), z.lte(31)),
+    externalSetMarkChain: z.optional(z.string().check(z.regex(CHAIN_NAME))),
+  });
+  return recordSchema;
+}
+
+let schema: ReturnType<typeof buildSchema> | undefined;
 
 /** Validates a decoded record file; throws with the first problem. */
 export function parseRecord(value: unknown): AttachmentRecord {
-  const r = recordSchema.safeParse(value);
+  schema ??= buildSchema();
+  const r = schema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0]!;
     throw new Error(`invalid record: ${issue.path.map(String).join('.') || '(top)'}: ${issue.message}`);

@@ -15,7 +15,7 @@ import { type TableState, elementIndex, sameJson } from './parse.js';
 import { type Takeover, describeKey, mismatchedBaseChains, ruleSignature } from './reconcile.js';
 import {
   OWNERS_SET, READY_MAP, addElements, baseChains, casDelete, conditionalRules, deleteChains, deleteRule, ownerElements,
-  podnetElements, priorityFor, replaceElements, skeletonFor, staticRules, witnessOf,
+  podnetElements, priorityFor, skeletonFor, staticRules, witnessOf,
 } from './render.js';
 
 const CONDITIONAL = 'conditional';
@@ -66,6 +66,18 @@ export function forwardDamage(state: TableState | undefined, plans: readonly Pla
 }
 
 const keyText = (e: Pick<Element, 'set' | 'key'>): string => `${e.set}|${JSON.stringify(e.key)}`;
+
+/** addElements, one command per set: nft parses and commits thousands of elements much faster so. */
+function addBatched(elements: readonly Element[]): Command[] {
+  const bySet = new Map<string, unknown[]>();
+  for (const c of addElements(elements)) {
+    const el = (c.add as { element: { name: string; elem: unknown[] } }).element;
+    const list = bySet.get(el.name) ?? [];
+    list.push(...el.elem);
+    bySet.set(el.name, list);
+  }
+  return [...bySet].map(([name, elem]) => ({ add: { element: { ...base, name, elem } } }));
+}
 
 function prefixCidr(key: unknown): Cidr | undefined {
   const p = (key as { prefix?: { addr: string; len: number } } | null)?.prefix;
@@ -132,9 +144,11 @@ export function restoreCommands(state: TableState | undefined, plans: readonly P
   }
   const find = elementIndex(state);
   const owners = new Set(plans.map((p) => p.owner.id));
+  const adds: Element[] = [];
+  const replaced: Element[] = [];
   for (const { e, owner, comment } of wanted.values()) {
     const current = find(e.set, e.key);
-    if (!current) cmds.push(...addElements([e]));
+    if (!current) adds.push(e);
     else if (sameJson(current.value, e.value) && current.comment === e.comment) continue;
     else {
       const previous = parseOwnerComment(current.comment)?.id;
@@ -142,9 +156,12 @@ export function restoreCommands(state: TableState | undefined, plans: readonly P
         takeovers.push({ set: e.set, key: describeKey(e), from: current.comment ?? 'an unknown owner', to: comment });
         if (!owners.has(previous)) overtaken.add(previous);
       }
-      cmds.push(...replaceElements([e]));
+      replaced.push(e);
+      adds.push(e);
     }
   }
+  // Replacements delete the old element first (replaceElements' order), then every addition at once.
+  cmds.push(...replaced.map((e) => ({ delete: { element: { ...base, name: e.set, elem: [e.key] } } })), ...addBatched(adds));
   // Witnesses in the table of owners that lost a key (see OWNERS_SET).
   const stale = [...overtaken].map((id) => witnessOf(id)).filter((w) => find(w.set, w.key));
   cmds.push(...casDelete(stale));
