@@ -70,9 +70,10 @@ export interface Backend {
   damage(plans: readonly Plan[]): Promise<string[]>;
   /**
    * Re-creates `plans` (oldest first; the last one's node-wide settings apply) and the node-wide state,
-   * in one transaction per family, over whatever state exists.
+   * in one transaction per family, over whatever state exists, when damage() would find something (or
+   * `force`). Reads the kernel once; resolves with the damage it found.
    */
-  restore(plans: readonly Plan[]): Promise<void>;
+  restore(plans: readonly Plan[], opts?: { force?: boolean }): Promise<string[]>;
   /**
    * Self-healing: when set, a call whose own work finds the node-wide state gone (nftables: the table,
    * a base chain or the ready mark; iptables: our chains or the jumps to them) re-creates these

@@ -52,8 +52,8 @@ export class CompositeBackend implements Backend {
     return this.primary.damage(plans);
   }
 
-  restore(plans: readonly Plan[]): Promise<void> {
-    return this.primary.restore(plans);
+  restore(plans: readonly Plan[], opts?: { force?: boolean }): Promise<string[]> {
+    return this.primary.restore(plans, opts);
   }
 
   check(plan: Plan): Promise<void> {

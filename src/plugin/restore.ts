@@ -116,17 +116,14 @@ async function restoreLocked(opts: RestoreOptions, load: (name: BackendName) => 
     report.backends.push(outcome);
     try {
       const backend = await load(name);
-      outcome.damage = await backend.damage(plans);
-      if (outcome.damage.length === 0 && !opts.force) {
-        report.intact.push(...items);
-        continue;
-      }
-      if (!opts.dryRun) {
+      if (opts.dryRun) outcome.damage = await backend.damage(plans);
+      else {
         await testpoint('restore:apply');
-        await backend.restore(plans);
-        outcome.restored = true;
+        outcome.damage = await backend.restore(plans, { force: opts.force === true });
+        outcome.restored = outcome.damage.length > 0 || opts.force === true;
       }
-      report.restored.push(...items);
+      if (outcome.damage.length === 0 && !opts.force) report.intact.push(...items);
+      else report.restored.push(...items);
     } catch (err) {
       outcome.error = (err as Error).message;
       report.ok = false;

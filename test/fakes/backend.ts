@@ -58,8 +58,9 @@ export class FakeBackend implements Backend {
     return this.damaged;
   }
 
-  restore(plans: readonly Plan[]): Promise<void> {
-    return this.record({ verb: 'restore', plans });
+  async restore(plans: readonly Plan[], opts: { force?: boolean } = {}): Promise<string[]> {
+    await this.record({ verb: 'restore', plans });
+    return opts.force || this.damaged.length > 0 ? this.damaged : [];
   }
 
   verbs(): string[] {

@@ -87,15 +87,19 @@ export class IptablesBackend implements Backend {
     }
   }
 
-  private async restoreFamily(ipt: Ipt, plans: readonly Plan[]): Promise<void> {
+  /** One restore of `plans` in this family; `onlyIfDamaged`: nothing when natDamage finds nothing. Resolves with that damage. */
+  private async restoreFamily(ipt: Ipt, plans: readonly Plan[], onlyIfDamaged = false): Promise<string[]> {
     const saved = parseSave(await ipt.save('nat'));
+    const damage = natDamage(saved, plans, ipt.family, sameRule);
+    if (onlyIfDamaged && damage.length === 0) return damage;
     let doc = restoreNatDocument(saved, plans, ipt.family, sameRule);
-    if (!doc) return;
+    if (!doc) return damage;
     if (needsGuard(plans, ipt.family)) {
       const input = (await ipt.list('INPUT', 'filter')) ?? [];
       doc = guardDocument(input.some((r) => sameRule(r, jumpToGuard()))) + doc;
     }
     await ipt.restore(doc);
+    return damage;
   }
 
   async damage(plans: readonly Plan[]): Promise<string[]> {
@@ -110,18 +114,19 @@ export class IptablesBackend implements Backend {
     return out;
   }
 
-  async restore(plans: readonly Plan[]): Promise<void> {
+  async restore(plans: readonly Plan[], opts: { force?: boolean } = {}): Promise<string[]> {
     const fl = await this.flavour();
-    await Promise.all(
+    const damage = await Promise.all(
       FAMILIES.filter((f) => plans.some((p) => p.families.some((x) => x.family === f))).map(async (family) => {
         const ipt = this.ipt(fl, family);
         try {
-          await this.restoreFamily(ipt, plans);
+          return await this.restoreFamily(ipt, plans, !opts.force);
         } catch (err) {
           throw failure(ipt, 'restore', err);
         }
       }),
     );
+    return damage.flat();
   }
 
   private flavour(): Promise<Flavour> {

@@ -46,7 +46,7 @@ export function natDamage(state: SavedTable, plans: readonly Plan[], family: Fam
   });
   if (mine.length === 0) return [];
   const out: string[] = [];
-  const ip = family === 4 ? 'iptables' : 'ip6tables';
+  const ip = family === 4 ? 'IPv4' : 'IPv6';
   if (!state.has(TOP_DNAT)) out.push(`${ip}: chain ${TOP_DNAT} is missing`);
   for (const c of ['PREROUTING', 'OUTPUT']) {
     if (!(state.get(c) ?? []).some((r) => same(r, jumpToDnat()))) out.push(`${ip}: the jump from ${c} to ${TOP_DNAT} is missing`);

@@ -102,10 +102,16 @@ export class NftablesBackend implements Backend {
     return [...skeletonDamage(state, settings), ...forwardDamage(state, plans)];
   }
 
-  async restore(plans: readonly Plan[]): Promise<void> {
-    const { commands, takeovers } = restoreCommands(await this.nft.readTable(), plans);
+  async restore(plans: readonly Plan[], opts: { force?: boolean } = {}): Promise<string[]> {
+    const settings = settingsOf(plans);
+    if (!settings) return [];
+    const state = await this.nft.readTable();
+    const damage = [...skeletonDamage(state, settings), ...forwardDamage(state, plans)];
+    if (damage.length === 0 && !opts.force) return damage;
+    const { commands, takeovers } = restoreCommands(state, plans);
     for (const t of takeovers) log.info(`restore: ${t.set} ${t.key} goes to ${t.to} (newer than ${t.from})`);
     await this.nft.apply(commands);
+    return damage;
   }
 
   /**

@@ -26,7 +26,10 @@ function fakeBackend(damage: string[] = ['table inet cni_portmap is missing']): 
     name: 'nftables', provesOwnership: true, restored,
     add: async () => undefined, del: async () => true, check: async () => undefined, gc: async () => undefined, status: async () => undefined,
     damage: async () => damage,
-    restore: async (plans) => void restored.push([...plans]),
+    restore: async (plans, opts) => {
+      if (damage.length > 0 || opts?.force) restored.push([...plans]);
+      return damage;
+    },
   };
 }
 

@@ -38,10 +38,10 @@ describe('iptables restore of many attachments', () => {
     const chain = dnatChain('net', 'a');
     const flushed = parseSave(`*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:${TOP_DNAT} - [0:0]\n:${chain} - [0:0]\nCOMMIT\n`);
     expect(natDamage(flushed, [a], 4, sameRule)).toEqual([
-      'iptables: the jump from PREROUTING to CNI-HOSTPORT-DNAT is missing',
-      'iptables: the jump from OUTPUT to CNI-HOSTPORT-DNAT is missing',
-      'iptables: the jump from POSTROUTING to CNI-HOSTPORT-MASQ is missing',
-      'iptables: 1 attachment(s) lost their rules',
+      'IPv4: the jump from PREROUTING to CNI-HOSTPORT-DNAT is missing',
+      'IPv4: the jump from OUTPUT to CNI-HOSTPORT-DNAT is missing',
+      'IPv4: the jump from POSTROUTING to CNI-HOSTPORT-MASQ is missing',
+      'IPv4: 1 attachment(s) lost their rules',
     ]);
     const doc = restoreNatDocument(flushed, [a], 4, sameRule)!;
     expect(doc).toContain(`-F ${chain}`);
