@@ -33,7 +33,7 @@ const median = (xs) => {
 };
 
 /** The plugin's record and plan code, bundled from src/. */
-async function recordCode() {
+export async function recordCode() {
   const dir = mkdtempSync(join(tmpdir(), 'portmap-bench-records-'));
   try {
     const file = join(dir, 'records.mjs');
@@ -60,7 +60,7 @@ async function recordCode() {
 const podIp = (i) => `10.244.${1 + Math.floor(i / 250)}.${2 + (i % 250)}`;
 
 /** Writes N records (one mapping each) into dataDir, scoped to node namespace `node`, pods in `podPath`. */
-function writeRecords(r, { dataDir, node, podPath, backend }) {
+export function writeRecords(r, { dataDir, node, podPath, backend }) {
   const nodeNs = statSync(`/var/run/netns/${node}`);
   const podNs = statSync(podPath);
   const scope = join(dataDir, `netns-${nodeNs.dev}-${nodeNs.ino}`);

@@ -65,9 +65,19 @@ export interface Rule {
 
 /** ("CNI-" + prefix + hex(sha512(name + containerID)))[:28]: the reference's per-attachment chain names. */
 export function chainName(prefix: 'DN-' | 'SN-', network: string, containerID: string): string {
-  const hash = createHash('sha512').update(network + containerID).digest('hex');
-  return `CNI-${prefix}${hash}`.slice(0, 28);
+  const key = `${prefix}${network}\0${containerID}`;
+  let name = chainNames.get(key);
+  if (name === undefined) {
+    const hash = createHash('sha512').update(network + containerID).digest('hex');
+    name = `CNI-${prefix}${hash}`.slice(0, 28);
+    // A restore of 1,000 attachments asks for each name several times; a CNI call for one or two.
+    if (chainNames.size > 10_000) chainNames.clear();
+    chainNames.set(key, name);
+  }
+  return name;
 }
+
+const chainNames = new Map<string, string>();
 
 export const dnatChain = (network: string, containerID: string): string => chainName('DN-', network, containerID);
 export const snatChain = (network: string, containerID: string): string => chainName('SN-', network, containerID);
