@@ -31,19 +31,16 @@ export function ownNetns(): NetnsId {
   return id;
 }
 
-let cachedBootId: string | undefined;
-
-/** This boot's random id (cached for the process; it cannot change while we run). */
+/**
+ * This boot's random id. Read each time (one small /proc read): a value cached in the module would be
+ * baked into the self-contained executable's startup snapshot at build time.
+ */
 export function bootId(file = '/proc/sys/kernel/random/boot_id'): string {
-  if (cachedBootId !== undefined && file === '/proc/sys/kernel/random/boot_id') return cachedBootId;
-  let id: string;
   try {
-    id = readFileSync(file, 'utf8').trim();
+    return readFileSync(file, 'utf8').trim();
   } catch {
-    id = 'unknown';
+    return 'unknown';
   }
-  if (file === '/proc/sys/kernel/random/boot_id') cachedBootId = id;
-  return id;
 }
 
 /** A directory name for a namespace: `netns-<dev>-<ino>`. */
