@@ -6,8 +6,9 @@
  * No fsync: the files this module writes (portmap's attachment records) describe one boot's pods. A
  * process killed mid-write leaves the old file or the new one (rename is atomic; the page cache survives
  * the process). Only a kernel crash or power loss can lose written data, and that also ends every pod the
- * records describe: the next boot finds them dead by their boot id. fsync would cost 1-10 ms per ADD on
- * a real disk (measured in bench/restore.mjs) for state that is void after the only failure it guards.
+ * records describe: the next boot finds them dead by their boot id. fsync would cost 0.5-4 ms per ADD on
+ * this machine's disk (bench/restore.mjs; the write itself 0.1-0.2 ms) for state that is void after the
+ * only failure it guards.
  */
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
