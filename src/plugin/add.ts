@@ -20,10 +20,17 @@ export async function add(deps: PluginDeps, call: PortmapCall): Promise<Record<s
   await locked(deps, `ADD ${plan.owner.containerID}`, async () => {
     await deps.testpoint('add:locked');
     const applied = backend.add(plan);
-    // Looked up while the backend's process runs (backend.add has started it by now).
+    // Looked up and written while the backend's process runs (backend.add has started it by now).
     device = localnetDevice(deps, plan);
-    await applied;
     keepRecord(() => store.write(plan, backend.name, call.args.netns));
+    try {
+      await applied;
+    } catch (err) {
+      // No record of an ADD that failed (the runtime DELs it next); a crash before this point leaves a
+      // record whose rules the runtime's retried ADD or its DEL settles.
+      keepRecord(() => store.remove(plan.owner.id));
+      throw err;
+    }
     await deps.testpoint('add:applied');
   });
   const dev = await device;
