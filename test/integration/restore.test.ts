@@ -6,7 +6,7 @@
  * traffic: TCP and UDP, IPv4 and IPv6, a hostIP mapping and node -> 127.0.0.1.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -266,12 +266,26 @@ describe('restore: concurrency, crashes, adoption, node namespaces', () => {
     const marker = join(bed.dir, 'marker');
     for (let i = 0; i < 3; i++) {
       await inNs(bed.node, ['nft', 'flush', 'ruleset']);
-      const env = { ...process.env, PORTMAP_TEST_PAUSE_AT: 'restore:apply', PORTMAP_TEST_MARKER: marker, PORTMAP_TEST_PAUSE_MS: String(i === 0 ? 60_000 : i * 5) };
+      writeFileSync(marker, '');
+      // Paused at the testpoint (i = 0: before its transaction), or killed a few ms after it (during or after).
+      const env = { ...process.env, PORTMAP_TEST_PAUSE_AT: 'restore:apply', PORTMAP_TEST_MARKER: marker, PORTMAP_TEST_PAUSE_MS: String(i === 0 ? 60_000 : 0) };
       const child = spawn('ip', ['netns', 'exec', bed.node, PLUGIN, 'restore', '--data-dir', bed.dataDir, '--no-adopt'], { env, stdio: 'ignore' });
-      await new Promise((r) => setTimeout(r, 150 + i * 40));
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      const exited = new Promise((r) => child.once('exit', r));
+      let pid: number | undefined;
+      for (const t0 = Date.now(); pid === undefined && Date.now() - t0 < 10_000; ) {
+        pid = Number(/restore:apply (\d+)/.exec(readFileSync(marker, 'utf8'))?.[1]) || undefined;
+        if (pid === undefined) await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(pid).toBeDefined();
+      if (i > 0) await new Promise((r) => setTimeout(r, (i - 1) * 15));
+      try {
+        process.kill(pid!, 'SIGKILL'); // the plugin itself (ip netns exec may run it as its child)
+      } catch {
+        // it had finished already: the new state
+      }
+      await exited;
       const tables = (await inNs(bed.node, ['nft', 'list', 'tables'])).stdout;
+      if (i === 0) expect(tables).not.toContain('cni_portmap'); // killed before its transaction: the old state
       if (tables.includes('cni_portmap')) expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080)).tag).toBe('keep');
       const r = await restore(bed);
       expect(r.code).toBe(0);
