@@ -75,7 +75,7 @@ function buildSchema() {
   const familySchema = z.object({
     family: z.union([z.literal(4), z.literal(6)]),
     pod: z.string().check(z.regex(CIDR, 'pod must be an address with a prefix length')),
-    forwards: z.array(forwardSchema).check(z.minLength(1), z.maxLength(4096)),
+    forwards: z.array(forwardSchema).check(z.minLength(1), z.maxLength(65_535)),
     masquerade: z.enum(['none', 'hairpin', 'all']),
     localhost: z.boolean(),
     conditions: z.optional(z.array(z.string().check(z.regex(CONDITION_TOKEN))).check(z.maxLength(64))),

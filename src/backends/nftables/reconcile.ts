@@ -114,7 +114,7 @@ export function migrateForwardMaps(state: Pick<TableState, 'sets' | 'elements' |
 }
 
 /** The skeleton of `settings` over a table as read: base chains moved, old maps migrated. */
-function skeletonOver(state: TableState | undefined, settings: SkeletonSettings): Command[] {
+export function skeletonOver(state: TableState | undefined, settings: SkeletonSettings): Command[] {
   const migration = migrateForwardMaps(state);
   return [
     ...(state ? deleteChains(mismatchedBaseChains(state, priorityFor(settings.afterServices))) : []),

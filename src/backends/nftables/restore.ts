@@ -12,10 +12,10 @@ import type { Plan } from '../../portmap/plan.js';
 import type { SkeletonSettings } from '../backend.js';
 import { type Command, type Element, FAMILY, TABLE, base } from './json.js';
 import { type TableState, elementIndex, sameJson } from './parse.js';
-import { type Takeover, describeKey, mismatchedBaseChains, ruleSignature } from './reconcile.js';
+import { type Takeover, describeKey, ruleSignature, skeletonOver } from './reconcile.js';
 import {
-  OWNERS_SET, READY_MAP, addElements, baseChains, casDelete, conditionalRules, deleteChains, deleteRule, ownerElements,
-  podnetElements, priorityFor, skeletonFor, staticRules, witnessOf,
+  OWNERS_SET, READY_MAP, addElements, baseChains, casDelete, conditionalRules, deleteRule, ownerElements,
+  podnetElements, priorityFor, staticRules, witnessOf,
 } from './render.js';
 
 const CONDITIONAL = 'conditional';
@@ -118,9 +118,7 @@ function podnetCommands(state: TableState | undefined, plans: readonly Plan[]): 
 export function restoreCommands(state: TableState | undefined, plans: readonly Plan[]): { commands: Command[]; takeovers: Takeover[] } {
   const settings = settingsOf(plans);
   if (!settings) return { commands: [], takeovers: [] };
-  const cmds: Command[] = [];
-  if (state) cmds.push(...deleteChains(mismatchedBaseChains(state, priorityFor(settings.afterServices))));
-  cmds.push(...skeletonFor(settings), ...podnetCommands(state, plans));
+  const cmds: Command[] = [...skeletonOver(state, settings), ...podnetCommands(state, plans)];
 
   // The final element of every key, newest plan last; owners that lost a key lose their witness.
   const wanted = new Map<string, { e: Element; owner: string; comment: string }>();
