@@ -16,6 +16,7 @@ import {
   GEN_PORT_BASE, genContainerId, genMapping, genPodIp, normalizeIptablesSave, oursState, pluginConfig, referenceState, tempFile,
 } from './state.mjs';
 import { rangesBench } from './ranges.mjs';
+import { benchRestore, formatRestore } from './restore.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -403,6 +404,10 @@ async function main() {
     plugins, mustCall, pluginConfig, podIp: POD_IP, median, fmt, ratio, log, startChild, inNs, connRounds: CONN_ROUNDS,
     connScript: join(HERE, 'connrate.mjs'), connClient: (bed, port) => client({ bed }, port, CONN_SECONDS, CONN_PARALLEL),
   });
+  // ---- restore of 1,000 attachments after a wipe (issue #13): bench/restore.mjs ----
+  log('restore (bench/restore.mjs)');
+  const restoreBench = formatRestore(await benchRestore(withStandalone ? OURS_STANDALONE : OURS, log));
+  console.log(restoreBench.text);
 
   // ---- targets ----
   console.log('\n### Targets\n');
@@ -453,6 +458,7 @@ async function main() {
   const cN = rate('ours', CONN_SIZES[1]);
   target(`connection rate with ${CONN_SIZES[1]} mappings within 5% of 1`, cN >= 0.95 * c1, `${Math.round(cN)} vs ${Math.round(c1)} conn/s = ${((cN / c1 - 1) * 100).toFixed(1)}%`);
   results.push(...rangeResults);
+  for (const t of restoreBench.targets) target(t.label, t.ok, t.detail);
   console.log(`\n${results.every(Boolean) ? 'all targets met' : `${results.filter((x) => !x).length} target(s) missed`}`);
 }
 

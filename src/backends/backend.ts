@@ -39,6 +39,13 @@ export interface GcScope {
   settings?: SkeletonSettings;
 }
 
+/**
+ * The live attachments of a backend to re-create (oldest first), for a call that finds our node-wide
+ * state gone: set by the plugin from its records (plugin/self-healing.ts), asked for only then. A
+ * call with a plan of its own (ADD, CHECK) restores that plan last, in place of its record.
+ */
+export type LiveAttachments = () => Plan[];
+
 /** A firewall backend: turns plans into kernel state and reads it back. */
 export interface Backend {
   readonly name: BackendName;
@@ -56,4 +63,21 @@ export interface Backend {
   gc(scope: GcScope): Promise<void>;
   /** Resolves when the backend can serve ADD; rejects with the reason otherwise. */
   status(): Promise<void>;
+  /**
+   * What is wrong with our node-wide state or with the forwards of `plans` (reads the kernel); empty
+   * when intact. A key another of the plans (or another attachment) took over is not damage.
+   */
+  damage(plans: readonly Plan[]): Promise<string[]>;
+  /**
+   * Re-creates `plans` (oldest first; the last one's node-wide settings apply) and the node-wide state,
+   * in one transaction per family, over whatever state exists, when damage() would find something (or
+   * `force`). Reads the kernel once; resolves with the damage it found.
+   */
+  restore(plans: readonly Plan[], opts?: { force?: boolean }): Promise<string[]>;
+  /**
+   * Self-healing: when set, a call whose own work finds the node-wide state gone (nftables: the table,
+   * a base chain or the ready mark; iptables: our chains or the jumps to them) re-creates these
+   * attachments in the same transaction before doing its own work.
+   */
+  heal?: LiveAttachments;
 }

@@ -23,8 +23,11 @@ Operator commands (no CNI_COMMAND; run as root, in the node's network namespace)
                             checks the node: duplicate owners of a host port, hostPorts that take
                             Service traffic, iptables flavour splits, processes shadowed by a
                             hostPort, conflists without the portMappings capability, ip_forward,
-                            route_localnet, missing tools. Exit 0 when healthy, 1 with findings.
-                            DIR defaults to ${DEFAULT_CNI_CONF_DIR}.
+                            route_localnet, missing tools; drift: pods whose hostPorts are not
+                            forwarded (rules flushed, taken over, portmap not chained), forwards
+                            and records of pods that are gone, conflists that are silent no-ops.
+                            Exit 0 when healthy, 1 with findings. DIR defaults to ${DEFAULT_CNI_CONF_DIR};
+                            also --data-dir DIR and --cni-cache-dir DIR (as for restore).
   portmap install [--cni-bin-dir DIR] [--chain [--kubernetes --service-cidr CIDR]] [--dry-run]
                             installs this executable as DIR/portmap (default /opt/cni/bin) atomically,
                             keeping the replaced binary; --chain adds portmap to the conflist the
@@ -32,6 +35,13 @@ Operator commands (no CNI_COMMAND; run as root, in the node's network namespace)
   portmap uninstall [--cni-bin-dir DIR] [--dry-run]
                             back to the reference plugin: re-creates every hostPort forward of ours in
                             its iptables layout, removes our nft table, puts DIR/portmap.orig back.
+  portmap restore [--json] [--data-dir DIR] [--cni-cache-dir DIR] [--force] [--dry-run]
+                            re-creates the hostPort rules of every live pod from portmap's records
+                            (and adopts pods the runtime's libcni cache lists), e.g. after a
+                            firewall reload flushed them; removes records of pods that are gone
+  portmap watch [--data-dir DIR] [--cni-cache-dir DIR]
+                            runs until SIGTERM and restores within a second after our rules vanish
+                            (portmap restore --help for both)
   portmap --help            this text
   portmap --version         plugin version, its runtime, CNI protocol versions
 
@@ -50,6 +60,9 @@ const err = (s: string): void => {
 interface Parsed {
   json: boolean;
   cniConfDir: string;
+  /** doctor: the records and the libcni cache it audits against the kernel */
+  dataDir?: string;
+  cniCacheDir?: string;
   bad?: string;
 }
 
@@ -62,6 +75,10 @@ function parseOptions(args: readonly string[], allowConfDir: boolean): Parsed {
     if (a === '--json' || a === '-j') p.json = true;
     else if (allowConfDir && a === CONF_DIR_OPTION && args[i + 1] !== undefined) p.cniConfDir = args[++i]!;
     else if (allowConfDir && a.startsWith(`${CONF_DIR_OPTION}=`)) p.cniConfDir = a.slice(CONF_DIR_OPTION.length + 1);
+    else if (allowConfDir && (a === '--data-dir' || a === '--cni-cache-dir') && args[i + 1] !== undefined) {
+      if (a === '--data-dir') p.dataDir = args[++i]!;
+      else p.cniCacheDir = args[++i]!;
+    }
     else return { ...p, bad: a };
   }
   return p;
@@ -108,6 +125,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     }
     const { runDoctor } = await import('./doctor/run.js');
     return runDoctor(opts, out);
+  }
+  if (cmd === 'restore' || cmd === 'watch') {
+    rootNote();
+    const { runRestoreCommand } = await import('./restore.js');
+    return runRestoreCommand(cmd, rest, out, err);
   }
   err(`portmap: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
   return 2;

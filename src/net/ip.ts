@@ -88,15 +88,17 @@ export function parseCidr(text: string): Cidr {
   const bits = family === 4 ? 32 : 128;
   const prefixLength = Number(lenText);
   if (prefixLength > bits) throw new Error(`not a CIDR: ${text}`);
-  const value = family === 4 ? v4ToBigInt(addr) : v6ToBigInt(addr);
+  if (family === 4) {
+    // Plain 32-bit arithmetic: BigInt made this the hot spot of restoring 1,000 records.
+    const value = addr.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+    const size = 2 ** (32 - prefixLength);
+    const net = value - (value % size);
+    const text4 = (v: number) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
+    return { family, address: text4(value), prefixLength, network: text4(net) };
+  }
+  const value = v6ToBigInt(addr);
   const mask = ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - prefixLength)) - 1n);
-  const net = value & mask;
-  return {
-    family,
-    address: family === 4 ? bigIntToV4(value) : bigIntToV6(value),
-    prefixLength,
-    network: family === 4 ? bigIntToV4(net) : bigIntToV6(net),
-  };
+  return { family, address: bigIntToV6(value), prefixLength, network: bigIntToV6(value & mask) };
 }
 
 /** Whether a text is "addr/len" that parseCidr accepts. */

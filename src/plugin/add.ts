@@ -3,6 +3,7 @@ import { convertResult } from '../cni/result.js';
 import { type PortmapCall, planOf, requirePrevResult } from './call-plan.js';
 import { type PluginDeps, locked } from './deps.js';
 import { flushUdp, localnetDevice } from './host-effects.js';
+import { keepRecord, selfHealing } from './self-healing.js';
 
 export async function add(deps: PluginDeps, call: PortmapCall): Promise<Record<string, unknown>> {
   const { config } = call;
@@ -12,14 +13,24 @@ export async function add(deps: PluginDeps, call: PortmapCall): Promise<Record<s
   const plan = planOf(call, prev);
   if (plan.families.length === 0) return result;
   const backend = await deps.backendFor(config);
+  const store = deps.records(config);
+  selfHealing(backend, store);
   await deps.testpoint('add:before-lock');
   let device: Promise<string | undefined> | undefined;
   await locked(deps, `ADD ${plan.owner.containerID}`, async () => {
     await deps.testpoint('add:locked');
     const applied = backend.add(plan);
-    // Looked up while the backend's process runs (backend.add has started it by now).
+    // Looked up and written while the backend's process runs (backend.add has started it by now).
     device = localnetDevice(deps, plan);
-    await applied;
+    keepRecord(() => store.write(plan, backend.name, call.args.netns));
+    try {
+      await applied;
+    } catch (err) {
+      // No record of an ADD that failed (the runtime DELs it next); a crash before this point leaves a
+      // record whose rules the runtime's retried ADD or its DEL settles.
+      keepRecord(() => store.remove(plan.owner.id));
+      throw err;
+    }
     await deps.testpoint('add:applied');
   });
   const dev = await device;

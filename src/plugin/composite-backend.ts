@@ -5,7 +5,7 @@
  * reference defaults to iptables, this plugin to nftables). CRI-O's meta hostport manager is the model.
  */
 import { log } from '../host/log.js';
-import type { Backend, GcScope } from '../backends/backend.js';
+import type { Backend, GcScope, LiveAttachments } from '../backends/backend.js';
 import type { Owner } from '../portmap/owner.js';
 import type { Plan } from '../portmap/plan.js';
 
@@ -35,8 +35,25 @@ export class CompositeBackend implements Backend {
     return this.primary.provesOwnership;
   }
 
+  /** Self-healing applies to the configured backend only (the other one is only searched). */
+  get heal(): LiveAttachments | undefined {
+    return this.primary.heal;
+  }
+
+  set heal(live: LiveAttachments | undefined) {
+    this.primary.heal = live;
+  }
+
   add(plan: Plan): Promise<void> {
     return this.primary.add(plan);
+  }
+
+  damage(plans: readonly Plan[]): Promise<string[]> {
+    return this.primary.damage(plans);
+  }
+
+  restore(plans: readonly Plan[], opts?: { force?: boolean }): Promise<string[]> {
+    return this.primary.restore(plans, opts);
   }
 
   check(plan: Plan): Promise<void> {

@@ -5,6 +5,7 @@ import { ownerFor } from '../portmap/plan.js';
 import { type PortmapCall, planOf, requirePrevResult } from './call-plan.js';
 import { type PluginDeps, locked } from './deps.js';
 import { flushUdp } from './host-effects.js';
+import { keepRecord, selfHealing } from './self-healing.js';
 
 export async function del(deps: PluginDeps, call: PortmapCall): Promise<void> {
   const { config, args } = call;
@@ -17,9 +18,13 @@ export async function del(deps: PluginDeps, call: PortmapCall): Promise<void> {
     log.warn(`ignoring an unusable prevResult on DEL: ${(err as Error).message}`);
   }
   const backend = await deps.backendFor(config);
+  const store = deps.records(config);
+  selfHealing(backend, store);
   await deps.testpoint('del:before-lock');
   await locked(deps, `DEL ${args.containerId}`, async () => {
     await deps.testpoint('del:locked');
+    // The record goes first: a DEL that dies halfway never leaves a record that would bring its rules back.
+    keepRecord(() => store.remove(owner.id));
     await backend.del(owner, plan);
     await deps.testpoint('del:applied');
   });

@@ -9,8 +9,9 @@ import { routeDevice } from '../host/route.js';
 import { enableRouteLocalnet, readRouteLocalnet } from '../host/sysctl.js';
 import { testpoint } from '../host/testpoint.js';
 import type { Backend } from '../backends/backend.js';
-import type { PortmapConfig } from '../portmap/config.js';
+import { DEFAULT_DATA_DIR, type PortmapConfig } from '../portmap/config.js';
 import { backendFor } from './backend-choice.js';
+import { RecordStore } from './records.js';
 
 export interface PluginDeps {
   backendFor(config: PortmapConfig): Promise<Backend>;
@@ -23,6 +24,8 @@ export interface PluginDeps {
   flushUdpConntrack(targets: readonly UdpTarget[], verb: 'ADD' | 'DEL'): Promise<void>;
   /** A no-op unless the crash tests ask to pause there (host/testpoint.ts). */
   testpoint(name: string): Promise<void>;
+  /** The attachment records of the configuration's `dataDir`, scoped to this network namespace. */
+  records(config: PortmapConfig): RecordStore;
 }
 
 export function defaultDeps(): PluginDeps {
@@ -34,6 +37,7 @@ export function defaultDeps(): PluginDeps {
     enableRouteLocalnet,
     flushUdpConntrack: async (targets, verb) => void (await flushUdpEntries(targets, verb)),
     testpoint,
+    records: (config) => new RecordStore(config.dataDir ?? DEFAULT_DATA_DIR),
   };
 }
 

@@ -33,15 +33,20 @@ export interface PortmapConfig {
   serviceCIDRs: Cidr[];
   portMappings: PortMapping[];
   prevResult?: unknown;
+  /** Where attachment records are kept (`dataDir`); undefined: DEFAULT_DATA_DIR. */
+  dataDir?: string;
   /** GC only: the attachments that are still valid (`cni.dev/valid-attachments`, or the older `cni.dev/attachments`). */
   validAttachments?: Attachment[];
 }
 
 export const DEFAULT_MARK_MASQ_BIT = 13;
+/** The records of attachments (`dataDir`), like host-local's /var/lib/cni/networks. */
+export const DEFAULT_DATA_DIR = '/var/lib/cni/portmap';
 
 const TOP_LEVEL_KEYS = [
   'cniVersion', 'name', 'type', 'backend', 'snat', 'masqAll', 'markMasqBit', 'externalSetMarkChain',
   'conditionsV4', 'conditionsV6', 'afterServices', 'serviceCIDRs', 'runtimeConfig', 'prevResult',
+  'dataDir',
 ];
 const RUNTIME_CONFIG_KEYS = ['portMappings'];
 const MAPPING_KEYS = ['hostPort', 'containerPort', 'protocol', 'hostIP'];
@@ -188,6 +193,18 @@ const configSchema = z.object({
       ).check(z.maxLength(64, 'at most 64 serviceCIDRs')),
     ),
   ),
+  dataDir: z.optional(
+    z.nullable(
+      z.string('dataDir must be a directory path').check(
+        // Absolute, normalised, printable: it becomes a directory we create and write under.
+        z.refine(
+          (s) => s === '' || (s.startsWith('/') && /^[\x20-\x7e\u00a0-\uffff]*$/.test(s) && !s.split('/').some((p) => p === '.' || p === '..')),
+          'dataDir must be an absolute path without "." or ".." parts',
+        ),
+        z.maxLength(1024, 'dataDir is longer than 1024 characters'),
+      ),
+    ),
+  ),
   runtimeConfig: z.optional(
     z.nullable(
       z.looseObject({ portMappings: z.optional(z.nullable(z.custom<unknown[]>((v) => Array.isArray(v), 'Invalid input: expected array'))) }),
@@ -293,6 +310,7 @@ export function parseConfig(raw: Record<string, unknown>): PortmapConfig {
     portMappings,
   };
   if (backend) config.backend = backend;
+  if (c.dataDir) config.dataDir = c.dataDir.replace(/\/+$/, '');
   if (c.externalSetMarkChain) config.externalSetMarkChain = c.externalSetMarkChain;
   const v4 = nonEmptyConditions(c.conditionsV4);
   const v6 = nonEmptyConditions(c.conditionsV6);

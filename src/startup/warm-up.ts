@@ -4,6 +4,10 @@
  * time instead of on every CNI call (about 10 ms of CPU per call; bench/README.md).
  * Nothing here may keep per-call state: its results are thrown away.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 const SAMPLE_NETNS = '/var/run/netns/snapshot-warm-up';
 
 /** The pure path of an ADD and a DEL: no process, file or lock; nothing it returns is kept. */
@@ -12,6 +16,7 @@ export async function warmUpPurePath(): Promise<void> {
   const { parsePrevResult, convertResult, containerAddresses } = await import('../cni/result.js');
   const { parseEnv } = await import('../cni/env.js');
   const { buildPlan, ownerFor } = await import('../portmap/plan.js');
+  const { recordOf } = await import('../portmap/record.js');
   const { fastAdd, fastDel } = await import('../backends/nftables/reconcile.js');
   const { document } = await import('../backends/nftables/json.js');
   const args = parseEnv({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'snapshot-warm-up', CNI_NETNS: SAMPLE_NETNS, CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' });
@@ -37,6 +42,8 @@ export async function warmUpPurePath(): Promise<void> {
     const plan = buildPlan(config, ownerFor(config, args.containerId, args.ifname), containerAddresses(prev.result, args.ifname));
     document(fastAdd(plan));
     document(fastDel(plan));
+    // ADD keeps a record of the plan (plugin/records.ts): its rendering, without the boot id or a file.
+    JSON.stringify(recordOf(plan, { backend: 'nftables', netns: { path: SAMPLE_NETNS }, bootId: 'warm-up', now: 0 }));
   }
 }
 
@@ -47,6 +54,17 @@ export async function warmUpProcessAndLock(): Promise<void> {
   await run(process.execPath, ['-e', '0'], { input: '{}' });
   const { acquireLock } = await import('../host/lock.js');
   await (await acquireLock('snapshot warm-up', 5_000, `\0cni-portmap-snapshot-${process.pid}`)).release();
+  // One record written and removed, as ADD and DEL do (a private directory, gone afterwards).
+  const { writeFileAtomic, removeFile } = await import('../host/files.js');
+  const { netnsAt } = await import('../host/netns.js');
+  const dir = mkdtempSync(join(tmpdir(), 'portmap-warm-up-'));
+  try {
+    netnsAt('/proc/self/ns/net');
+    writeFileAtomic(join(dir, 'sub', 'r.json'), '{}');
+    removeFile(join(dir, 'sub', 'r.json'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Both warm-ups. */

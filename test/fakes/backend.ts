@@ -1,5 +1,5 @@
 /** A fake Backend for verb-level unit tests: records each call, and fails where told. */
-import type { Backend, GcScope } from '../../src/backends/backend.js';
+import type { Backend, GcScope, LiveAttachments } from '../../src/backends/backend.js';
 import type { BackendName } from '../../src/portmap/config.js';
 import type { Owner } from '../../src/portmap/owner.js';
 import type { Plan } from '../../src/portmap/plan.js';
@@ -8,7 +8,8 @@ export type FakeCall =
   | { verb: 'add' | 'check'; plan: Plan }
   | { verb: 'del'; owner: Owner; plan?: Plan }
   | { verb: 'gc'; scope: GcScope }
-  | { verb: 'status' };
+  | { verb: 'status' }
+  | { verb: 'damage' | 'restore'; plans: readonly Plan[] };
 
 export class FakeBackend implements Backend {
   readonly calls: FakeCall[] = [];
@@ -16,6 +17,9 @@ export class FakeBackend implements Backend {
   failing = new Map<FakeCall['verb'], Error>();
   /** What del() resolves with (the proof of ownership). */
   proves = false;
+  /** What damage() resolves with. */
+  damaged: string[] = [];
+  heal?: LiveAttachments;
 
   constructor(
     readonly name: BackendName,
@@ -47,6 +51,16 @@ export class FakeBackend implements Backend {
 
   status(): Promise<void> {
     return this.record({ verb: 'status' });
+  }
+
+  async damage(plans: readonly Plan[]): Promise<string[]> {
+    await this.record({ verb: 'damage', plans });
+    return this.damaged;
+  }
+
+  async restore(plans: readonly Plan[], opts: { force?: boolean } = {}): Promise<string[]> {
+    await this.record({ verb: 'restore', plans });
+    return opts.force || this.damaged.length > 0 ? this.damaged : [];
   }
 
   verbs(): string[] {

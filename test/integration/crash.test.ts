@@ -160,6 +160,7 @@ describe(`crash safety (${backend}, ${exe.label}): SIGKILL at any point of ADD a
       name: bed.networkName,
       type: 'portmap',
       backend,
+      dataDir: bed.dataDir,
       runtimeConfig: {
         portMappings: [
           { hostPort: 9001, containerPort: 80, protocol: 'tcp' },

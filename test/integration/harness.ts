@@ -53,6 +53,8 @@ export interface BedOptions {
   subnet6?: string;
   /** Environment for every plugin call (e.g. PATH without node). */
   env?: NodeJS.ProcessEnv;
+  /** The plugin's `dataDir` (attachment records); default: a directory of this test bed. */
+  dataDir?: string;
 }
 
 export async function sh(args: string[], opts: { input?: string; ok?: number[]; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
@@ -77,6 +79,8 @@ export class TestBed {
   readonly conflist: string;
   readonly cacheDir: string;
   readonly networkName: string;
+  /** Where the plugin keeps its attachment records (the conflist's `dataDir`). */
+  readonly dataDir: string;
   private readonly servers: ChildProcess[] = [];
   private readonly namespaces: string[] = [];
   private podCount = 0;
@@ -90,6 +94,7 @@ export class TestBed {
     this.cacheDir = join(this.dir, 'cache');
     this.networkName = 'testnet';
     this.conflist = join(this.dir, 'net.conflist');
+    this.dataDir = opts.dataDir ?? join(this.dir, 'records');
   }
 
   static async create(opts: BedOptions = {}): Promise<TestBed> {
@@ -134,7 +139,7 @@ export class TestBed {
             dataDir: join(this.dir, 'ipam'),
           },
         },
-        { type: 'portmap', capabilities: { portMappings: true }, ...portmap },
+        { type: 'portmap', capabilities: { portMappings: true }, dataDir: this.dataDir, ...portmap },
       ],
     };
     writeFileSync(this.conflist, JSON.stringify(conf, null, 2));
@@ -212,7 +217,7 @@ export class TestBed {
 
   /** The portmap plugin's own config object as the runtime would send it (without prevResult). */
   portmapConfig(extra: Record<string, unknown> = {}, cniVersion = this.opts.cniVersion ?? '1.0.0'): Record<string, unknown> {
-    return { cniVersion, name: this.networkName, type: 'portmap', capabilities: { portMappings: true }, ...this.opts.portmap, ...extra };
+    return { cniVersion, name: this.networkName, type: 'portmap', capabilities: { portMappings: true }, dataDir: this.dataDir, ...this.opts.portmap, ...extra };
   }
 
   /** Starts the echo server in a namespace; resolves when it listens. */

@@ -100,6 +100,7 @@ function buildCorpus(bed: TestBed, pod: Pod): Case[] {
     name: bed.networkName,
     type: 'portmap',
     backend: 'nftables',
+    dataDir: bed.dataDir,
     runtimeConfig: { portMappings: mappings },
     prevResult: { cniVersion: '1.0.0', ips: [{ address: '10.244.0.250/24', gateway: '10.244.0.1' }] },
     ...extra,
@@ -430,6 +431,7 @@ describe('hostile names that skel accepts end up as inert data', () => {
         name: bed.networkName,
         type: 'portmap',
         backend: 'nftables',
+        dataDir: bed.dataDir,
         runtimeConfig: { portMappings: [{ hostPort: 18081, containerPort: 81 }] },
         prevResult: { cniVersion: '1.0.0', ips: [{ address: '10.244.0.251/24' }] },
       };
@@ -462,6 +464,7 @@ describe('hostile names that skel accepts end up as inert data', () => {
         cniVersion,
         name: bed.networkName,
         backend: 'nftables',
+        dataDir: bed.dataDir,
         runtimeConfig: { portMappings: [{ hostPort: 18082, containerPort: 82 }] },
         prevResult: { ip4: { ip: '10.244.0.252/24' } },
       };

@@ -2,9 +2,16 @@
  * The nftables backend against real traffic: the shared scenarios (backend-scenarios.ts) plus what is
  * specific to it: CHECK after a flush, rebuilding a deleted table, snat/masqAll and nft conditions.
  */
+import { renameSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backendScenarios } from './backend-scenarios.js';
 import { CLIENT_V4, NODE_V4, NODE_V6, TestBed, inNs, reply } from './harness.js';
+
+/** Hides the bed's attachment records (nothing to restore from); the returned function puts them back. */
+function renameRecords(bed: TestBed): () => void {
+  renameSync(bed.dataDir, `${bed.dataDir}.off`);
+  return () => renameSync(`${bed.dataDir}.off`, bed.dataDir);
+}
 
 const ifUp = (bed: TestBed) => inNs(bed.node, ['nft', '-j', 'list', 'table', 'inet', 'cni_portmap']).then((r) => r.stdout);
 
@@ -13,14 +20,29 @@ backendScenarios('nftables', {
   // an element or rule comment of an owner: "<network id>:<attachment id> ..."
   owned: /"comment": "[0-9a-f]{8}:[0-9a-f]{16}/,
   traffic: (ctx) => {
-    it('CHECK passes, then fails once the table has been flushed', async () => {
+    it('CHECK passes, and after the table was flushed restores it from the records before checking', async () => {
       const { bed, pod } = ctx();
       expect((await bed.checkPod(pod)).code).toBe(0);
       await inNs(bed.node, ['nft', 'flush', 'table', 'inet', 'cni_portmap']);
-      const broken = await bed.checkPod(pod);
-      expect(broken.code).toBe(1);
-      expect(broken.stderr).toMatch(/chain .* does not hold the expected rules|missing hostPort entry/);
       expect(await bed.request(bed.client, 'tcp', NODE_V4, 8080, { timeoutMs: 800 })).toBeUndefined();
+      const healed = await bed.checkPod(pod);
+      expect(healed.code).toBe(0);
+      expect(healed.stderr).toMatch(/restoring \d+ attachment\(s\) from their records/);
+      expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080)).tag).toBe('pod1');
+    });
+
+    it('CHECK still fails when the attachment has no record to restore from', async () => {
+      const { bed, pod } = ctx();
+      const saved = renameRecords(bed);
+      try {
+        await inNs(bed.node, ['nft', 'flush', 'table', 'inet', 'cni_portmap']);
+        const broken = await bed.checkPod(pod);
+        expect(broken.code).toBe(1);
+        expect(broken.stderr).toMatch(/chain .* does not hold the expected rules|missing hostPort entry/);
+      } finally {
+        saved();
+      }
+      expect((await bed.checkPod(pod)).code).toBe(0);
     });
   },
   ownership: (getBed) => {
@@ -28,11 +50,12 @@ backendScenarios('nftables', {
       const bed = getBed();
       const before = await bed.addPod([{ hostPort: 9700, containerPort: 80, protocol: 'tcp' }]);
       await inNs(bed.node, ['nft', 'delete', 'table', 'inet', 'cni_portmap']);
-      expect((await bed.checkPod(before)).code).toBe(1);
       const after = await bed.addPod([{ hostPort: 9701, containerPort: 80, protocol: 'tcp' }]);
       await bed.serve(after.netns, 'rebuilt', 80);
       expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 9701)).tag).toBe('rebuilt');
       expect((await bed.checkPod(after)).code).toBe(0);
+      // ... and brings back every live attachment from its record (issue #13)
+      expect((await bed.checkPod(before)).code).toBe(0);
       await bed.delPod(after);
       await bed.delPod(before);
     });

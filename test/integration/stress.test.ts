@@ -85,6 +85,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
         name: bed.networkName,
         type: 'portmap',
         backend,
+        dataDir: bed.dataDir,
         runtimeConfig: { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }] },
         prevResult: { cniVersion: '1.0.0', ips: [{ address: `${ipOf(i)}/24`, gateway: '10.244.0.1' }] },
       });

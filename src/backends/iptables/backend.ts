@@ -24,7 +24,8 @@ import { log } from '../../host/log.js';
 import type { Family } from '../../net/ip.js';
 import type { Owner } from '../../portmap/owner.js';
 import { type FamilyPlan, type Plan } from '../../portmap/plan.js';
-import type { Backend, GcScope } from '../backend.js';
+import type { Backend, GcScope, LiveAttachments } from '../backend.js';
+import { natDamage, needsGuard, parseSave, restoreNatDocument } from './restore.js';
 import { type Flavour, type FlavourName, detectFlavour } from './flavour.js';
 import { FAMILIES, IptablesRunner as Ipt, familyLabel } from './runner.js';
 import { canonical, entryKey, sameRule, valueOf } from './parse.js';
@@ -49,8 +50,84 @@ const isFailed = (err: unknown): boolean => err instanceof CommandError && err.k
 export class IptablesBackend implements Backend {
   readonly name = 'iptables' as const;
   readonly provesOwnership = false;
+  heal?: LiveAttachments;
 
   constructor(private readonly runner: Runner = run) {}
+
+  /** The live attachments for self-healing, read at most once per call (families run in parallel). */
+  private liveOnce(): () => Plan[] {
+    let live: Plan[] | undefined;
+    return () => (live ??= this.heal?.() ?? []);
+  }
+
+  /** Our shared chain or a jump to it is gone, in chains listed by the call (PREROUTING, OUTPUT, CNI-HOSTPORT-DNAT). */
+  private static gone(chains: Map<string, Args[] | undefined>): boolean {
+    return chains.get(TOP_DNAT) === undefined || ['PREROUTING', 'OUTPUT'].some((c) => !(chains.get(c) ?? []).some((r) => sameRule(r, jumpToDnat())));
+  }
+
+  /**
+   * Self-healing, once the call's own reads showed our chains or jumps gone: re-creates the live
+   * attachments (and `own`, the call's plan, last) of this family in one restore. True when it did.
+   */
+  private async healFamily(ipt: Ipt, live: () => Plan[], own?: Plan): Promise<boolean> {
+    const plans = live().filter((p) => p.families.some((f) => f.family === ipt.family));
+    if (plans.length === 0) return false;
+    log.warn(`iptables: our chains or jumps are gone from the ${ipt.where}: restoring ${plans.length} attachment(s) from their records`);
+    await this.restoreFamily(ipt, own ? [...plans.filter((p) => p.owner.id !== own.owner.id), own] : plans);
+    return true;
+  }
+
+  /** For calls whose own work reads none of our chains: lists the three, only when live attachments of the family exist. */
+  private async healIfGone(ipt: Ipt, live: () => Plan[]): Promise<void> {
+    if (!live().some((p) => p.families.some((f) => f.family === ipt.family))) return;
+    try {
+      if (IptablesBackend.gone(await ipt.listMany(['PREROUTING', 'OUTPUT', TOP_DNAT]))) await this.healFamily(ipt, live);
+    } catch (err) {
+      log.warn(`self-healing in the ${ipt.where} failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** One restore of `plans` in this family; `onlyIfDamaged`: nothing when natDamage finds nothing. Resolves with that damage. */
+  private async restoreFamily(ipt: Ipt, plans: readonly Plan[], onlyIfDamaged = false): Promise<string[]> {
+    const saved = parseSave(await ipt.save('nat'));
+    const damage = natDamage(saved, plans, ipt.family, sameRule);
+    if (onlyIfDamaged && damage.length === 0) return damage;
+    let doc = restoreNatDocument(saved, plans, ipt.family, sameRule);
+    if (!doc) return damage;
+    if (needsGuard(plans, ipt.family)) {
+      const input = (await ipt.list('INPUT', 'filter')) ?? [];
+      doc = guardDocument(input.some((r) => sameRule(r, jumpToGuard()))) + doc;
+    }
+    await ipt.restore(doc);
+    return damage;
+  }
+
+  async damage(plans: readonly Plan[]): Promise<string[]> {
+    if (plans.length === 0) return [];
+    const fl = await this.flavour();
+    const out: string[] = [];
+    for (const family of FAMILIES) {
+      if (!plans.some((p) => p.families.some((f) => f.family === family))) continue;
+      const ipt = this.ipt(fl, family);
+      out.push(...natDamage(parseSave(await ipt.save('nat')), plans, family, sameRule));
+    }
+    return out;
+  }
+
+  async restore(plans: readonly Plan[], opts: { force?: boolean } = {}): Promise<string[]> {
+    const fl = await this.flavour();
+    const damage = await Promise.all(
+      FAMILIES.filter((f) => plans.some((p) => p.families.some((x) => x.family === f))).map(async (family) => {
+        const ipt = this.ipt(fl, family);
+        try {
+          return await this.restoreFamily(ipt, plans, !opts.force);
+        } catch (err) {
+          throw failure(ipt, 'restore', err);
+        }
+      }),
+    );
+    return damage.flat();
+  }
 
   private flavour(): Promise<Flavour> {
     return detectFlavour(this.runner);
@@ -62,10 +139,11 @@ export class IptablesBackend implements Backend {
 
   async add(plan: Plan): Promise<void> {
     const fl = await this.flavour();
-    await Promise.all(plan.families.map((fp) => this.addFamily(this.ipt(fl, fp.family), plan, fp)));
+    const live = this.liveOnce();
+    await Promise.all(plan.families.map((fp) => this.addFamily(this.ipt(fl, fp.family), plan, fp, live)));
   }
 
-  private async addFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan): Promise<void> {
+  private async addFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan, live: () => Plan[]): Promise<void> {
     // With IPv4 localhost forwarding the guard comes first, in the same restore call.
     const fast = (fp.localhost ? guardDocument(true) : '') + addFastDocument(plan, fp);
     try {
@@ -82,6 +160,7 @@ export class IptablesBackend implements Backend {
       const external = fp.masquerade !== 'none' ? plan.externalSetMarkChain : undefined;
       if (external) names.push(external);
       const chains = await ipt.listMany(names);
+      if (IptablesBackend.gone(chains) && (await this.healFamily(ipt, live, plan))) return;
       if (fp.localhost) {
         const input = (await ipt.list('INPUT', 'filter')) ?? [];
         await ipt.restore(guardDocument(input.some((r) => sameRule(r, jumpToGuard()))));
@@ -101,6 +180,7 @@ export class IptablesBackend implements Backend {
   async del(owner: Owner, plan?: Plan): Promise<boolean> {
     const fl = await this.flavour();
     const fast = new Set<Family>();
+    const live = this.liveOnce();
     if (plan) {
       await Promise.all(
         plan.families.map(async (fp) => {
@@ -111,6 +191,8 @@ export class IptablesBackend implements Backend {
           } catch (err) {
             if (!isFailed(err)) throw failure(ipt, 'DEL', err);
             log.debug(`iptables DEL fast path failed in the ${ipt.where}: ${(err as Error).message}`);
+            // A failed fast DEL is a second DEL or missing rules: look whether ours are all gone.
+            if (this.heal) await this.healIfGone(ipt, live);
           }
         }),
       );
@@ -159,10 +241,11 @@ export class IptablesBackend implements Backend {
 
   async check(plan: Plan): Promise<void> {
     const fl = await this.flavour();
-    for (const fp of plan.families) await this.checkFamily(this.ipt(fl, fp.family), plan, fp);
+    const live = this.liveOnce();
+    for (const fp of plan.families) await this.checkFamily(this.ipt(fl, fp.family), plan, fp, live);
   }
 
-  private async checkFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan): Promise<void> {
+  private async checkFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan, live?: () => Plan[]): Promise<void> {
     const chain = dnatChain(plan.owner.network, plan.owner.containerID);
     const masq = needsMasqChains(plan, fp);
     const names = ['PREROUTING', 'OUTPUT', TOP_DNAT, chain, ...(masq ? ['POSTROUTING', SETMARK, MASQ] : [])];
@@ -172,6 +255,7 @@ export class IptablesBackend implements Backend {
     } catch (err) {
       throw failure(ipt, 'CHECK', err);
     }
+    if (live && IptablesBackend.gone(chains) && (await this.healFamily(ipt, live, plan))) return this.checkFamily(ipt, plan, fp);
     const fix = 'a new ADD (or restarting the pod) reinstalls them';
     const fail = (msg: string, details = fix) => new CniError(ErrorCode.Internal, `${msg} (${ipt.where})`, details);
     const listed = chains.get(chain);
@@ -216,6 +300,8 @@ export class IptablesBackend implements Backend {
     // The reference's chain name has no interface name: a container that is valid with any ifname keeps it.
     const keep = new Set(attachments.map((a) => dnatChain(network, a.containerID)));
     const flavours = [...new Set<FlavourName | 'unknown'>([fl.name, ...fl.present])];
+    const live = this.liveOnce();
+    if (this.heal) await Promise.all(FAMILIES.map((family) => this.healIfGone(this.ipt(fl, family), live)));
     const jobs: Array<Promise<void>> = [];
     for (const family of FAMILIES) for (const name of flavours) jobs.push(this.gcFamily(this.ipt(fl, family, name), network, keep));
     await Promise.all(jobs);
@@ -265,5 +351,8 @@ export class IptablesBackend implements Backend {
       );
     }
     for (const e of errors) log.warn(`iptables flavour ${fl.name}: ${e}`);
+    // With live attachments on record, STATUS (which runtimes call periodically) also heals.
+    const live = this.liveOnce();
+    if (this.heal) await Promise.all(FAMILIES.map((family) => this.healIfGone(this.ipt(fl, family), live)));
   }
 }

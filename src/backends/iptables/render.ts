@@ -65,9 +65,19 @@ export interface Rule {
 
 /** ("CNI-" + prefix + hex(sha512(name + containerID)))[:28]: the reference's per-attachment chain names. */
 export function chainName(prefix: 'DN-' | 'SN-', network: string, containerID: string): string {
-  const hash = createHash('sha512').update(network + containerID).digest('hex');
-  return `CNI-${prefix}${hash}`.slice(0, 28);
+  const key = `${prefix}${network}\0${containerID}`;
+  let name = chainNames.get(key);
+  if (name === undefined) {
+    const hash = createHash('sha512').update(network + containerID).digest('hex');
+    name = `CNI-${prefix}${hash}`.slice(0, 28);
+    // A restore of 1,000 attachments asks for each name several times; a CNI call for one or two.
+    if (chainNames.size > 10_000) chainNames.clear();
+    chainNames.set(key, name);
+  }
+  return name;
 }
+
+const chainNames = new Map<string, string>();
 
 export const dnatChain = (network: string, containerID: string): string => chainName('DN-', network, containerID);
 export const snatChain = (network: string, containerID: string): string => chainName('SN-', network, containerID);
@@ -284,6 +294,11 @@ export interface AddState {
  * moves a PREROUTING/OUTPUT jump that sits above KUBE-SERVICES below it. `same` compares two rules.
  */
 export function addRepairDocument(plan: Plan, fp: FamilyPlan, state: AddState, same: (a: Args, b: Args) => boolean): string {
+  return natDocument(addRepairLines(plan, fp, state, same));
+}
+
+/** The lines of addRepairDocument (restore.ts joins those of many plans into one document). */
+export function addRepairLines(plan: Plan, fp: FamilyPlan, state: AddState, same: (a: Args, b: Args) => boolean): string[] {
   const chain = dnatChain(plan.owner.network, plan.owner.containerID);
   const has = (c: string) => state.chains.get(c) !== undefined;
   const rules = (c: string) => state.chains.get(c) ?? [];
@@ -310,7 +325,7 @@ export function addRepairDocument(plan: Plan, fp: FamilyPlan, state: AddState, s
   out.push(has(chain) ? `-F ${chain}` : `-N ${chain}`);
   out.push(line('-A', chain, OWN_MARKER), ...dnatRules(plan, fp).map((r) => line('-A', chain, r)));
   out.push(...insertAtTop(TOP_DNAT, entryRules(plan, fp)));
-  return natDocument(out);
+  return out;
 }
 
 /** DEL fast path: exactly what the ADD of this plan made. Fails when any of it is missing. */

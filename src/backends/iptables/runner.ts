@@ -47,6 +47,11 @@ export class IptablesRunner {
     return parseRules(res.stdout).filter((r) => r.chain === chain).map((r) => r.args);
   }
 
+  /** A whole table (`iptables-save -t <table>`): one process, for restores of many attachments. */
+  async save(table = 'nat'): Promise<string> {
+    return (await this.runner(`${this.iptables}-save`, ['-t', table], { timeoutMs: IPT_TIMEOUT_MS })).stdout;
+  }
+
   async listMany(chains: readonly string[]): Promise<Map<string, Args[] | undefined>> {
     const lists = await Promise.all(chains.map((c) => this.list(c)));
     return new Map(chains.map((c, i) => [c, lists[i]]));

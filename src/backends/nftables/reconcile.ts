@@ -114,7 +114,7 @@ export function migrateForwardMaps(state: Pick<TableState, 'sets' | 'elements' |
 }
 
 /** The skeleton of `settings` over a table as read: base chains moved, old maps migrated. */
-function skeletonOver(state: TableState | undefined, settings: SkeletonSettings): Command[] {
+export function skeletonOver(state: TableState | undefined, settings: SkeletonSettings): Command[] {
   const migration = migrateForwardMaps(state);
   return [
     ...(state ? deleteChains(mismatchedBaseChains(state, priorityFor(settings.afterServices))) : []),
@@ -150,6 +150,9 @@ function signature(expr: unknown): string {
   walk(expr);
   return out.join(',');
 }
+
+/** For restore.ts: the same comparison of static rules. */
+export const ruleSignature = signature;
 
 /** The prefix of an interval-set key (`{prefix: {addr, len}}`), as a Cidr. */
 function prefixCidr(key: unknown): Cidr | undefined {

@@ -1,11 +1,19 @@
 /** The verbs, without root: fake backends and fake host helpers (src/plugin/deps.ts) record what they are asked. */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CniError } from '../../../src/cni/errors.js';
 import { LockTimeoutError } from '../../../src/host/lock.js';
 import type { PluginDeps } from '../../../src/plugin/deps.js';
 import { createPlugin } from '../../../src/plugin/plugin.js';
 import type { Backend } from '../../../src/backends/backend.js';
 import { FakeBackend } from '../../fakes/backend.js';
+import { RecordStore } from '../../../src/plugin/records.js';
+
+/** Records of the verbs under test go to a private directory, removed after the file's tests. */
+const RECORDS = mkdtempSync(join(tmpdir(), 'plugin-records-'));
+afterAll(() => rmSync(RECORDS, { recursive: true, force: true }));
 import { TCP_8080, UDP_8053, call } from '../../fakes/calls.js';
 
 interface Recorded {
@@ -33,6 +41,7 @@ function fakeDeps(overrides: Partial<PluginDeps> = {}, backend = new FakeBackend
       for (const t of targets) for (const p of t.ports) for (let port = p.first; port <= p.last; port++) events.push(`conntrack ${port} v${t.family}`);
     },
     testpoint: async () => undefined,
+    records: () => new RecordStore(RECORDS),
     ...overrides,
   };
   return { deps, backend, events };
@@ -167,5 +176,50 @@ describe('STATUS', () => {
     const { deps, backend } = fakeDeps();
     await createPlugin(deps).status(call('STATUS', { cniVersion: '1.1.0' }, [], false));
     expect(backend.verbs()).toEqual(['status']);
+  });
+});
+
+describe('attachment records (issue #13)', () => {
+  const fresh = () => {
+    const dir = mkdtempSync(join(RECORDS, 'r-'));
+    const store = new RecordStore(dir);
+    return { store, ...fakeDeps({ records: () => store }) };
+  };
+  const ids = (store: RecordStore) => store.list().records.map((r) => r.record.containerID).sort();
+
+  it('ADD records what it applied (after the backend succeeded); a failed ADD records nothing', async () => {
+    const { deps, store, backend } = fresh();
+    await createPlugin(deps).add(call('ADD', {}, [TCP_8080]));
+    expect(store.list().records.map((r) => [r.record.containerID, r.record.backend, r.record.netns.path])).toEqual([['c1', 'nftables', '/var/run/netns/p']]);
+    expect(typeof backend.heal).toBe('function');
+    const failing = fresh();
+    failing.backend.failing.set('add', new Error('nft failed'));
+    await failure(createPlugin(failing.deps).add(call('ADD', {}, [TCP_8080])));
+    expect(ids(failing.store)).toEqual([]);
+  });
+
+  it('DEL removes the record before it touches the firewall; GC prunes the records of invalid attachments', async () => {
+    const { deps, store, backend } = fresh();
+    const plugin = createPlugin(deps);
+    await plugin.add(call('ADD', {}, [TCP_8080]));
+    await plugin.add({ ...call('ADD', {}, [UDP_8053]), args: { ...call('ADD').args, containerId: 'c2' } });
+    expect(ids(store)).toEqual(['c1', 'c2']);
+    backend.failing.set('del', new Error('nft failed'));
+    await failure(plugin.del(call('DEL', {}, [TCP_8080])));
+    expect(ids(store)).toEqual(['c2']);
+    await plugin.gc(call('GC', { cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }] }, [], false));
+    expect(ids(store)).toEqual([]);
+  });
+
+  it('CHECK runs under the lock (its self-healing may write); STATUS only when there are records', async () => {
+    const { deps, events } = fresh();
+    const plugin = createPlugin(deps);
+    await plugin.status(call('STATUS', { cniVersion: '1.1.0' }, [], false));
+    expect(events).toEqual([]);
+    await plugin.add(call('ADD', {}, [TCP_8080]));
+    events.length = 0;
+    await plugin.check(call('CHECK', {}, [TCP_8080]));
+    await plugin.status(call('STATUS', { cniVersion: '1.1.0' }, [], false));
+    expect(events.filter((e) => e.startsWith('lock'))).toEqual(['lock CHECK c1', 'lock STATUS']);
   });
 });

@@ -108,3 +108,13 @@ describe('parseConfig', () => {
     expect(e.message).toBe('invalid value for snat: "false"');
   });
 });
+
+describe('dataDir (attachment records, issue #13)', () => {
+  it('takes an absolute path (without a trailing slash) and refuses relative or dotted ones', () => {
+    expect(parseConfig(base).dataDir).toBeUndefined();
+    expect(parseConfig({ ...base, dataDir: '/var/lib/cni/portmap-test/' }).dataDir).toBe('/var/lib/cni/portmap-test');
+    for (const bad of ['relative/dir', '/var/lib/../etc', '/var/./lib', '/a\nb', 42]) {
+      expect(error({ ...base, dataDir: bad }).message, String(bad)).toMatch(/invalid value for dataDir/);
+    }
+  });
+});

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { parseCacheEntry } from '../../../../src/cni/cache.js';
+import { parseConfig } from '../../../../src/portmap/config.js';
+import { parseCidr } from '../../../../src/net/ip.js';
+import { buildPlan, ownerFor } from '../../../../src/portmap/plan.js';
+import { recordOf } from '../../../../src/portmap/record.js';
+import { type DriftFacts, checkDrift } from '../../../../src/cli/doctor/drift.js';
+import { type ListRow, OUR_TABLE } from '../../../../src/cli/rows.js';
+import { cacheText, conflist } from '../../cni/cache.test.js';
+
+const config = parseConfig({ cniVersion: '1.0.0', name: 'podnet', type: 'portmap', runtimeConfig: { portMappings: [{ hostPort: 9090, containerPort: 90 }] } });
+const plan = buildPlan(config, ownerFor(config, 'c2', 'eth0'), { 4: parseCidr('10.244.0.6/24') });
+const record = recordOf(plan, { backend: 'nftables', netns: { path: '/var/run/netns/p2' }, bootId: 'b', now: 1 });
+
+const row = (over: Partial<ListRow>): ListRow => ({
+  backend: 'nftables', origin: 'portmap-ts', family: 4, protocol: 'tcp', hostPort: 8080, podIP: '10.244.0.5', containerPort: 80,
+  network: 'podnet', containerID: 'c1', ifname: 'eth0', source: OUR_TABLE, ...over,
+});
+
+const facts = (over: Partial<DriftFacts>): DriftFacts => ({
+  rows: [],
+  records: [{ record, alive: true, file: '/d/x.json' }],
+  invalidRecords: [],
+  dataDir: '/d',
+  cache: [{ file: '/c/podnet-c1-eth0', entry: parseCacheEntry(cacheText()), alive: true }],
+  cacheDir: '/c',
+  ...over,
+});
+
+const ids = (f: DriftFacts) => checkDrift(f).map((x) => x.id);
+
+describe('drift audit', () => {
+  it('names every pod whose hostPorts the kernel does not forward (after a flush), with portmap restore as the fix', () => {
+    const found = checkDrift(facts({}));
+    expect(found.map((f) => f.id)).toEqual(['hostport-not-forwarded', 'hostport-not-forwarded']);
+    expect(found[0]!.message).toMatch(/podnet\/c2\/eth0 .* tcp\/9090/);
+    expect(found[1]!.message).toMatch(/podnet\/c1\/eth0 .* tcp\/8080 .*libcni cache/);
+    expect(found[0]!.fix).toMatch(/portmap restore/);
+  });
+
+  it('is quiet when every forward is there', () => {
+    expect(ids(facts({ rows: [row({}), row({ hostPort: 9090, containerPort: 90, podIP: '10.244.0.6', containerID: 'c2' })] }))).toEqual([]);
+  });
+
+  it('names the pod that took a host port over (and, unknown to the runtime, as gone)', () => {
+    const f = checkDrift(facts({ records: [], rows: [row({ podIP: '10.244.0.9', containerID: 'other' })] }));
+    expect(f.map((x) => x.id)).toEqual(['hostport-taken-over', 'forward-of-gone-pod']);
+    expect(f[0]!.message).toMatch(/podnet\/other\/eth0 \(10.244.0.9\)/);
+  });
+
+  it('tells a pod whose conflist chains no portmap', () => {
+    const noPortmap = { ...conflist, plugins: [conflist.plugins[0]] };
+    const f = checkDrift(facts({ records: [], cache: [{ file: 'x', entry: parseCacheEntry(cacheText({}, noPortmap)), alive: true }] }));
+    expect(f.map((x) => x.id)).toEqual(['hostport-not-chained']);
+    expect(f[0]!.message).toMatch(/chains no portmap/);
+  });
+
+  it('reports forwards and records of pods that are gone; dead cache entries are no wants', () => {
+    const f = facts({
+      records: [{ record, alive: false, reason: 'its network namespace /var/run/netns/p2 is gone', file: '/d/x.json' }],
+      cache: [{ file: 'x', entry: parseCacheEntry(cacheText()), alive: false }],
+      rows: [row({ hostPort: 9090, containerPort: 90, podIP: '10.244.0.6', containerID: 'c2' })],
+    });
+    expect(ids(f)).toEqual(['forward-of-gone-pod', 'record-of-gone-pod']);
+  });
+
+  it('judges nothing against the kernel when its rules could not be read', () => {
+    const f = facts({});
+    delete f.rows;
+    expect(ids(f)).toEqual([]);
+  });
+
+  it('finds the silent no-ops of the conf directory', () => {
+    const bridgeOnly = JSON.stringify({ cniVersion: '1.0.0', name: 'a', plugins: [{ type: 'bridge' }] });
+    const withPortmap = JSON.stringify(conflist);
+    expect(ids(facts({ rows: undefined, confFiles: [{ file: '/n/10-a.conflist', text: bridgeOnly }, { file: '/n/20-b.conflist', text: withPortmap }] }))).toEqual(['loaded-conflist-without-portmap']);
+    expect(ids(facts({ rows: undefined, confFiles: [{ file: '/n/10-b.conf', text: withPortmap }] }))).toEqual(['conf-holds-plugin-list']);
+    expect(ids(facts({ rows: undefined, confFiles: [{ file: '/n/10-b.conflist', text: withPortmap }, { file: '/n/20-a.conflist', text: bridgeOnly }] }))).toEqual([]);
+  });
+});
