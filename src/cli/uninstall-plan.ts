@@ -36,6 +36,8 @@ export interface ReconstructOptions {
    * e.g. from libcni's result cache; undefined: the podnets set's narrowest range holding the address.
    */
   podCidr?: (owner: { network: string; containerID: string; ifname: string }, address: string) => Cidr | undefined;
+  /** Owner ids whose plans are known from elsewhere (their records): their elements are not read. */
+  known?: (ownerId: string) => boolean;
 }
 
 function prefixOf(key: unknown): Cidr | undefined {
@@ -79,6 +81,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
     ] as const) {
       for (const e of state.elements.filter((x) => x.set === addrMap)) {
         const who = parseOwnerComment(e.comment);
+        if (who && opts.known?.(who.id)) continue;
         const key = ((e.key as { concat?: unknown[] })?.concat ?? []) as Array<string | number>;
         const [hostIP, protocol, hostPort] = withHostIP ? key : [undefined, ...key];
         const what = `${protocol} ${hostIP ?? '*'}:${hostPort} (IPv${f})`;
@@ -120,6 +123,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
   const conditional = new Set<string>();
   for (const r of state.rules.filter((x) => x.chain === 'conditional')) {
     const who = parseOwnerComment(r.comment);
+    if (who && opts.known?.(who.id)) continue;
     const name = who?.network !== undefined ? `${who.network}/${who.containerID}/${who.ifname}` : JSON.stringify(r.comment ?? '');
     if (conditional.has(name)) continue;
     conditional.add(name);

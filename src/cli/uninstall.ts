@@ -23,6 +23,8 @@ import { NftRunner } from '../backends/nftables/runner.js';
 import { acquireLock, withLock } from '../host/lock.js';
 import { type Cidr, type Family, addrPort, parseCidr } from '../net/ip.js';
 import type { Plan } from '../portmap/plan.js';
+import { planOfRecord } from '../portmap/record.js';
+import { DEFAULT_DATA_DIR, readLiveRecords } from '../plugin/records.js';
 import { commitTemp, fileContains, ownershipOf, stageCopy } from './atomic-file.js';
 import { BINARY_MARKER } from './executable.js';
 import { DEFAULT_CNI_BIN_DIR, INSTALL_LOCK_NAME, ORIG_SUFFIX, PLUGIN_NAME, PREVIOUS_SUFFIX } from './install.js';
@@ -42,7 +44,8 @@ is safe. Pods created while it runs should be avoided (it holds this plugin's lo
 
   --cni-bin-dir DIR     the CNI plugin directory (default ${DEFAULT_CNI_BIN_DIR})
   --reference FILE      install FILE as DIR/portmap when there is no DIR/portmap.orig
-  --cni-cache-dir DIR   the runtime's cached CNI results, for each pod's exact subnet
+  --data-dir DIR        our attachment records (default /var/lib/cni/portmap): each pod's exact plan
+  --cni-cache-dir DIR   the runtime's cached CNI results, for each pod's exact subnet when it has no record
                         (default ${DEFAULT_CNI_CACHE_DIR})
   --mark-masq-bit N     the conflists' markMasqBit, when not the default ${DEFAULT_MARK_MASQ_BIT}
   --dry-run             show the iptables documents and the steps, change nothing
@@ -52,6 +55,8 @@ is safe. Pods created while it runs should be avoided (it holds this plugin's lo
 export interface UninstallOptions {
   cniBinDir: string;
   cniCacheDir: string;
+  /** Our attachment records (dataDir): the exact plans of the attachments they describe. */
+  dataDir: string;
   reference?: string;
   markMasqBit: number;
   dryRun: boolean;
@@ -61,7 +66,7 @@ export interface UninstallOptions {
 
 export function parseUninstallArgs(args: readonly string[]): UninstallOptions | { error: string } {
   const o: UninstallOptions = {
-    cniBinDir: DEFAULT_CNI_BIN_DIR, cniCacheDir: DEFAULT_CNI_CACHE_DIR, markMasqBit: DEFAULT_MARK_MASQ_BIT,
+    cniBinDir: DEFAULT_CNI_BIN_DIR, cniCacheDir: DEFAULT_CNI_CACHE_DIR, dataDir: DEFAULT_DATA_DIR, markMasqBit: DEFAULT_MARK_MASQ_BIT,
     dryRun: false, json: false, help: false,
   };
   for (let i = 0; i < args.length; i++) {
@@ -72,11 +77,13 @@ export function parseUninstallArgs(args: readonly string[]): UninstallOptions | 
     switch (name) {
       case '--cni-bin-dir':
       case '--cni-cache-dir':
+      case '--data-dir':
       case '--reference': {
         const v = value();
         if (!v || v.includes('\0')) return { error: `${name} needs a path` };
         if (name === '--cni-bin-dir') o.cniBinDir = resolve(v);
         else if (name === '--cni-cache-dir') o.cniCacheDir = resolve(v);
+        else if (name === '--data-dir') o.dataDir = resolve(v);
         else o.reference = resolve(v);
         break;
       }
@@ -198,7 +205,20 @@ async function uninstall(o: UninstallOptions): Promise<UninstallReport> {
   const nft = new NftRunner();
   const table: TableState | undefined = await nft.readTable();
   const podCidr = cacheLookup(o.cniCacheDir);
-  const { plans, problems } = table === undefined ? { plans: [], problems: [] } : reconstruct(table, { markMasqBit: o.markMasqBit, podCidr });
+  // Live records give each attachment's exact plan; the table is read only for attachments without one.
+  const recorded = new Map(readLiveRecords(o.dataDir).map((r) => {
+    const plan = planOfRecord(r);
+    return [plan.owner.id, plan] as const;
+  }));
+  const known = (id: string) => recorded.has(id);
+  const fromTable = table === undefined ? { plans: [], problems: [] } : reconstruct(table, { markMasqBit: o.markMasqBit, podCidr, known });
+  const plans = [...recorded.values(), ...fromTable.plans];
+  const problems = [
+    ...[...recorded.values()].filter((p) => p.families.some((f) => f.conditions)).map((p) =>
+      `${p.owner.network}/${p.owner.containerID}/${p.owner.ifname} has forwards with conditionsV4/conditionsV6 (nftables syntax): ` +
+      'the reference plugin takes iptables conditions; delete that pod, or its conditions, first'),
+    ...fromTable.problems,
+  ];
   if (problems.length > 0) {
     throw new UninstallError(`nothing was changed: ${problems.length} forward(s) cannot be converted:\n  ${problems.join('\n  ')}`);
   }

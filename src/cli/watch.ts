@@ -10,9 +10,14 @@ import { legacyNatExists } from '../backends/iptables/flavour.js';
 import { onPath } from '../host/exec.js';
 import { log } from '../host/log.js';
 import { restoreAll, type RestoreReport } from '../plugin/restore.js';
-import type { RestoreCliOptions } from './restore.js';
 
-export interface WatchOptions extends Pick<RestoreCliOptions, 'dataDir' | 'cacheDir' | 'adopt'> {
+export interface WatchOptions {
+  /** Our records (dataDir). */
+  dataDir: string;
+  /** The runtime's libcni cache, for adoption. */
+  cacheDir: string;
+  /** Adopt attachments the libcni cache lists without a record. */
+  adopt: boolean;
   /** Seconds between checks of the legacy iptables flavour (which emits no events). */
   legacyInterval: number;
   /** Seconds between safety checks whatever happens (0: none). */

@@ -166,7 +166,8 @@ describe(`install, upgrade, uninstall back to the reference plugin (self-contain
   });
 
   it('uninstall re-creates every forward in iptables, puts the reference back, then removes our table', async () => {
-    const res = await run(['uninstall', '--cni-bin-dir', bed.binDir, '--cni-cache-dir', join(bed.cacheDir, 'results')]);
+    // The pods' records (dataDir) give their exact plans; the table would do as well (the dry run above).
+    const res = await run(['uninstall', '--cni-bin-dir', bed.binDir, '--cni-cache-dir', join(bed.cacheDir, 'results'), '--data-dir', bed.dataDir]);
     expect(res.stdout).toContain('deleted the nftables table inet cni_portmap');
     expect(await hasOurTable(bed)).toBe(false);
     expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);
@@ -595,7 +596,7 @@ describe('uninstall refuses what the reference plugin could not take over, chang
     await bed.serve(pod.netns, 'cond', 80);
     const before = (await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'])).stdout;
     const binBefore = readdirSync(bed.binDir).sort();
-    const res = await inNs(bed.node, [EXECUTABLE, 'uninstall', '--cni-bin-dir', bed.binDir, '--reference', REFERENCE_PORTMAP], { ok: [1] });
+    const res = await inNs(bed.node, [EXECUTABLE, 'uninstall', '--cni-bin-dir', bed.binDir, '--reference', REFERENCE_PORTMAP, '--data-dir', bed.dataDir], { ok: [1] });
     expect(res.code).toBe(1);
     expect(res.stderr).toContain(`nothing was changed: 1 forward(s) cannot be converted:\n  testnet/${pod.id}/eth0 has forwards with conditionsV4/conditionsV6`);
     expect((await inNs(bed.node, ['nft', 'list', 'table', 'inet', 'cni_portmap'])).stdout).toBe(before);
@@ -604,7 +605,7 @@ describe('uninstall refuses what the reference plugin could not take over, chang
     expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080)).tag).toBe('cond');
     // Once that pod is gone, it goes through.
     expect((await bed.delPod(pod)).code).toBe(0);
-    const ok = await inNs(bed.node, [EXECUTABLE, 'uninstall', '--cni-bin-dir', bed.binDir, '--reference', REFERENCE_PORTMAP, '--json']);
+    const ok = await inNs(bed.node, [EXECUTABLE, 'uninstall', '--cni-bin-dir', bed.binDir, '--reference', REFERENCE_PORTMAP, '--data-dir', bed.dataDir, '--json']);
     const report = JSON.parse(ok.stdout) as { attachments: unknown[]; binary: { action: string }; table: string };
     expect(report).toMatchObject({ attachments: [], binary: { action: 'copy' }, table: 'inet cni_portmap' });
     expect(readFileSync(join(bed.binDir, 'portmap')).equals(readFileSync(REFERENCE_PORTMAP))).toBe(true);

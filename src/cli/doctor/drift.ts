@@ -9,7 +9,7 @@ import { portmapConfigOf, portmapInList } from '../../cni/cache.js';
 import { parseConfig } from '../../portmap/config.js';
 import { containerAddresses, parsePrevResult } from '../../cni/result.js';
 import type { Family } from '../../net/ip.js';
-import { buildPlan, ownerFor } from '../../portmap/plan.js';
+import { type Plan, buildPlan, ownerFor } from '../../portmap/plan.js';
 import { type AttachmentRecord, planOfRecord, recordName } from '../../portmap/record.js';
 import type { Finding } from './finding.js';
 import type { ConfFile } from '../facts.js';
@@ -62,8 +62,8 @@ export interface DriftFacts {
 
 const podKey = (network: string, containerID: string, ifname: string): string => `${network}/${containerID}/${ifname}`;
 
-function forwardsOfRecord(rec: AttachmentRecord): WantedForward[] {
-  const plan = planOfRecord(rec);
+/** The forwards a plan wants, one per family and port. */
+function forwardsOfPlan(plan: Plan): WantedForward[] {
   return plan.families.flatMap((fp) =>
     fp.forwards.map((f) => ({
       family: fp.family,
@@ -75,6 +75,8 @@ function forwardsOfRecord(rec: AttachmentRecord): WantedForward[] {
     })),
   );
 }
+
+const forwardsOfRecord = (rec: AttachmentRecord): WantedForward[] => forwardsOfPlan(planOfRecord(rec));
 
 /** What a cache entry's pod asked for, read the way portmap would have read it; or why it was not. */
 export function wantOfCache(entry: CacheEntry): { forwards: WantedForward[]; notChained?: string } {
@@ -102,18 +104,7 @@ export function wantOfCache(entry: CacheEntry): { forwards: WantedForward[]; not
     if (config.prevResult === undefined) return { forwards: [] };
     const prev = parsePrevResult(config.prevResult, config.cniVersion);
     const plan = buildPlan(config, ownerFor(config, entry.containerId, entry.ifName), containerAddresses(prev.result, entry.ifName));
-    return {
-      forwards: plan.families.flatMap((fp) =>
-        fp.forwards.map((f) => ({
-          family: fp.family,
-          protocol: f.protocol,
-          hostPort: f.hostPort,
-          ...(f.hostIP ? { hostIP: f.hostIP } : {}),
-          podIP: fp.pod.address,
-          containerPort: f.containerPort,
-        })),
-      ),
-    };
+    return { forwards: forwardsOfPlan(plan) };
   } catch (err) {
     return { forwards: [], notChained: `portmap rejects its configuration: ${(err as Error).message}` };
   }
