@@ -16,6 +16,7 @@ import { parseCidr } from '../net/ip.js';
 import { chainPortmap, loadedConfFile, unifiedDiff } from './conflist-chain.js';
 import { commitTemp, fileContains, keepAs, ownershipOf, sameContent, stageCopy, writeAtomic } from './atomic-file.js';
 import { BINARY_MARKER, type RunningExecutable, runningExecutable } from './executable.js';
+import { usageExit } from './usage.js';
 
 export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
 export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
@@ -272,14 +273,8 @@ async function once(o: InstallOptions, source: RunningExecutable): Promise<{ bin
 
 export async function runInstall(args: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const o = parseInstallArgs(args);
-  if ('error' in o) {
-    err(`portmap install: ${o.error}\n\n${INSTALL_HELP}`);
-    return 2;
-  }
-  if (o.help) {
-    out(INSTALL_HELP);
-    return 0;
-  }
+  const early = usageExit('install', o, INSTALL_HELP, out, err);
+  if (early !== undefined || 'error' in o) return early ?? 2;
   const source = await runningExecutable();
   if (source.kind === 'script' && !o.allowScript) {
     err(

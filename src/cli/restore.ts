@@ -3,6 +3,7 @@ import { DEFAULT_CNI_CACHE_DIR } from '../cni/cache.js';
 import { DEFAULT_DATA_DIR } from '../plugin/records.js';
 import { type RestoreReport, restoreAll } from '../plugin/restore.js';
 import { table } from './format.js';
+import { usageExit } from './usage.js';
 
 export interface RestoreCliOptions {
   json: boolean;
@@ -96,14 +97,8 @@ export function parseRestoreArgs(args: readonly string[]): RestoreArgs {
 /** `portmap restore ...` and `portmap watch ...` from the command line. */
 export async function runRestoreCommand(cmd: 'restore' | 'watch', args: readonly string[], write: (s: string) => void, warn: (s: string) => void): Promise<number> {
   const o = parseRestoreArgs(args);
-  if ('bad' in o) {
-    warn(`portmap ${cmd}: ${o.bad}\n\n${RESTORE_HELP}`);
-    return 2;
-  }
-  if (o.help) {
-    write(RESTORE_HELP);
-    return 0;
-  }
+  const early = usageExit(cmd, 'bad' in o ? { error: o.bad } : o, RESTORE_HELP, write, warn);
+  if (early !== undefined || 'bad' in o) return early ?? 2;
   if (cmd === 'restore') return runRestore(o, write);
   const { runWatch } = await import('./watch.js');
   return runWatch({ dataDir: o.dataDir, cacheDir: o.cacheDir, adopt: o.adopt, legacyInterval: o.legacyInterval, safetyInterval: 60 });

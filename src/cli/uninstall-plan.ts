@@ -14,7 +14,7 @@ import {
 } from '../backends/iptables/render.js';
 import { sameRule } from '../backends/iptables/parse.js';
 import type { TableState } from '../backends/nftables/parse.js';
-import { PRIORITY_AFTER_SERVICES, mapNames } from '../backends/nftables/render.js';
+import { PRIORITY_AFTER_SERVICES, forwardMaps, mapNames } from '../backends/nftables/render.js';
 import type { Protocol } from '../portmap/config.js';
 import { type Cidr, type Family, cidrContains, parseCidr } from '../net/ip.js';
 import { NFT_COMMENT_MAX, ownerOf, parseOwnerComment } from '../portmap/owner.js';
@@ -74,11 +74,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
   }
   const owners = new Map<string, Partial>();
   for (const f of [4, 6] as const) {
-    const m = mapNames(f);
-    for (const [addrMap, portMap, withHostIP] of [
-      [m.hostportsAddr, m.hostportsPort, false],
-      [m.hostipportsAddr, m.hostipportsPort, true],
-    ] as const) {
+    for (const [addrMap, portMap, withHostIP] of forwardMaps(f)) {
       for (const e of state.elements.filter((x) => x.set === addrMap)) {
         const who = parseOwnerComment(e.comment);
         if (who && opts.known?.(who.id)) continue;

@@ -29,6 +29,7 @@ import { commitTemp, fileContains, ownershipOf, stageCopy } from './atomic-file.
 import { BINARY_MARKER } from './executable.js';
 import { DEFAULT_CNI_BIN_DIR, INSTALL_LOCK_NAME, ORIG_SUFFIX, PLUGIN_NAME, PREVIOUS_SUFFIX } from './install.js';
 import { chainsToRead, DEFAULT_MARK_MASQ_BIT, familyDocument, reconstruct } from './uninstall-plan.js';
+import { usageExit } from './usage.js';
 
 /** libcni's cached results (CacheDir/results), as the records work's --cni-cache-dir means it. */
 export const DEFAULT_CNI_CACHE_DIR = '/var/lib/cni/results';
@@ -276,14 +277,8 @@ export function formatUninstall(r: UninstallReport): string {
 
 export async function runUninstall(args: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const o = parseUninstallArgs(args);
-  if ('error' in o) {
-    err(`portmap uninstall: ${o.error}\n\n${UNINSTALL_HELP}`);
-    return 2;
-  }
-  if (o.help) {
-    out(UNINSTALL_HELP);
-    return 0;
-  }
+  const early = usageExit('uninstall', o, UNINSTALL_HELP, out, err);
+  if (early !== undefined || 'error' in o) return early ?? 2;
   // The install lock first (no install swaps the binary meanwhile), then the plugin's (no ADD or DEL of ours).
   const installLock = o.dryRun ? undefined : await acquireLock('uninstall', 120_000, INSTALL_LOCK_NAME);
   try {

@@ -8,7 +8,7 @@ import { parseOwnerComment } from '../../portmap/owner.js';
 import type { ForwardRow } from '../backend.js';
 import type { Expr } from './json.js';
 import { type TableState, elementIndex, keyPorts } from './parse.js';
-import { mapNames } from './render.js';
+import { forwardMaps } from './render.js';
 
 /** The reference plugin's nft backend: tables `ip cni_hostport` and `ip6 cni_hostport`. */
 export const REFERENCE_TABLE = 'cni_hostport';
@@ -76,11 +76,7 @@ export function forwardRows(state: TableState): ForwardRow[] {
   const rows: ForwardRow[] = [];
   const find = elementIndex(state);
   for (const f of [4, 6] as const) {
-    const m = mapNames(f);
-    for (const [addrMap, portMap, withHostIP] of [
-      [m.hostportsAddr, m.hostportsPort, false],
-      [m.hostipportsAddr, m.hostipportsPort, true],
-    ] as const) {
+    for (const [addrMap, portMap, withHostIP] of forwardMaps(f)) {
       for (const e of state.elements) {
         if (e.set !== addrMap) continue;
         const k = keyPorts(e.key);

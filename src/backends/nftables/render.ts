@@ -63,6 +63,15 @@ export const mapNames = (f: Family) => ({
   servicecidrs: `servicecidrs${f}`,
 });
 
+/** A family's forward maps: [address map, port map, keyed by hostIP], wildcard keys first. */
+export function forwardMaps(f: Family): ReadonlyArray<readonly [string, string, boolean]> {
+  const m = mapNames(f);
+  return [
+    [m.hostportsAddr, m.hostportsPort, false],
+    [m.hostipportsAddr, m.hostipportsPort, true],
+  ];
+}
+
 export interface BaseChain {
   name: string;
   type: 'nat' | 'filter';
