@@ -14,7 +14,7 @@ import { run } from '../host/exec.js';
 import { acquireLock } from '../host/lock.js';
 import { parseCidr } from '../net/ip.js';
 import { chainPortmap, loadedConfFile, unifiedDiff } from './conflist-chain.js';
-import { commitTemp, fileContains, keepAs, ownershipOf, sameContent, stageCopy, writeAtomic } from './atomic-file.js';
+import { commitTemp, fileContains, keepAs, ownershipOf, sameContent, stageCopy, writeAtomic } from '../host/durable-files.js';
 import { BINARY_MARKER, type RunningExecutable, runningExecutable } from './executable.js';
 import { usageExit } from './usage.js';
 

@@ -25,7 +25,7 @@ import { type Cidr, type Family, addrPort, parseCidr } from '../net/ip.js';
 import type { Plan } from '../portmap/plan.js';
 import { planOfRecord } from '../portmap/record.js';
 import { DEFAULT_DATA_DIR, readLiveRecords } from '../plugin/records.js';
-import { commitTemp, fileContains, ownershipOf, stageCopy } from './atomic-file.js';
+import { commitTemp, fileContains, ownershipOf, stageCopy } from '../host/durable-files.js';
 import { BINARY_MARKER } from './executable.js';
 import { DEFAULT_CNI_BIN_DIR, INSTALL_LOCK_NAME, ORIG_SUFFIX, PLUGIN_NAME, PREVIOUS_SUFFIX } from './install.js';
 import { chainsToRead, DEFAULT_MARK_MASQ_BIT, familyDocument, reconstruct } from './uninstall-plan.js';

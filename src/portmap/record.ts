@@ -8,7 +8,7 @@
  * read, so a damaged or hand-edited file never reaches a rule.
  */
 import * as z from 'zod/mini';
-import type { BackendName } from '../portmap/config.js';
+import type { BackendName } from './config.js';
 import { ipFamily, parseCidr } from '../net/ip.js';
 import { ownerOf } from './owner.js';
 import type { FamilyPlan, Forward, Plan } from './plan.js';

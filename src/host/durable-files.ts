@@ -1,7 +1,9 @@
 /**
- * File work for `portmap install` and `uninstall`: every replacement is a temporary file in the target's
- * own directory, synced, then renamed over the target (and the directory synced), so a process that
- * opens or execs the target at any moment sees the old file or the new one, never a part of one.
+ * Durable replacements of files that outlive a boot (the plugin binary, conflists), for `portmap
+ * install` and `uninstall`: every replacement is a temporary file in the target's own directory, synced,
+ * then renamed over the target (and the directory synced), so a process that opens or execs the target
+ * at any moment sees the old file or the new one, never a part of one, and a power loss keeps one of
+ * them. (files.ts writes the per-boot records the same way without fsync: see there why.)
  */
 import {
   closeSync, constants, copyFileSync, fchmodSync, fchownSync, fsyncSync, linkSync, openSync, readSync, renameSync,
