@@ -49,7 +49,7 @@ const sortForwards = (p: Plan) => ({
   families: p.families.map((f) => ({
     ...f,
     pod: f.masquerade === 'hairpin' ? f.pod : f.pod.address,
-    forwards: [...f.forwards].sort((a, b) => a.protocol.localeCompare(b.protocol) || a.hostPort - b.hostPort),
+    forwards: [...f.forwards].sort((a, b) => a.protocol.localeCompare(b.protocol) || a.hostPort - b.hostPort || (a.hostIP ?? '').localeCompare(b.hostIP ?? '')),
   })),
 });
 
