@@ -17,6 +17,7 @@ import {
 } from './state.mjs';
 import { rangesBench } from './ranges.mjs';
 import { benchRestore, formatRestore } from './restore.mjs';
+import { inNs, median, sh } from './proc.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -45,20 +46,8 @@ const CONN_MAPPING = { hostPort: 9080, containerPort: 80, protocol: 'tcp' };
 
 // ---- process helpers -------------------------------------------------------------------------------
 
-function sh(cmd, args, { input, ok = [0] } = {}) {
-  const res = spawnSync(cmd, args, { input, encoding: 'utf8', maxBuffer: 256 << 20 });
-  if (res.error) throw new Error(`${cmd}: ${res.error.message}`);
-  if (!ok.includes(res.status)) throw new Error(`${cmd} ${args.join(' ').slice(0, 200)} failed (${res.status}): ${res.stderr.trim().slice(0, 2000)}`);
-  return res.stdout;
-}
-const inNs = (ns, args, opts) => sh('ip', ['netns', 'exec', ns, ...args], opts);
 const has = (program) => spawnSync('sh', ['-c', `command -v ${program}`]).status === 0;
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 const fmt = (ms) => (ms === undefined ? 'n/a' : `${ms.toFixed(1)} ms`);
 const ratio = (a, b) => (a === undefined || b === undefined ? 'n/a' : `${(a / b).toFixed(2)}x`);

@@ -14,23 +14,12 @@ import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, r
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { inNs, median, sh } from './proc.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const N = Number(process.env.BENCH_RESTORE_N ?? 1000);
 const RUNS = Number(process.env.BENCH_RESTORE_RUNS ?? 5);
 
-function sh(cmd, args, { input, ok = [0] } = {}) {
-  const res = spawnSync(cmd, args, { input, encoding: 'utf8', maxBuffer: 256 << 20 });
-  if (res.error) throw new Error(`${cmd}: ${res.error.message}`);
-  if (!ok.includes(res.status)) throw new Error(`${cmd} ${args.join(' ').slice(0, 200)} failed (${res.status}): ${res.stderr.trim().slice(0, 2000)}`);
-  return res.stdout;
-}
-const inNs = (ns, args, opts) => sh('ip', ['netns', 'exec', ns, ...args], opts);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 /** The plugin's record and plan code, bundled from src/. */
 export async function recordCode() {
