@@ -1,4 +1,5 @@
 import { SUPPORTED_VERSIONS } from '../cni/versions.js';
+import { DEFAULT_CNI_CONF_DIR } from './cni-dirs.js';
 
 /** package.json's version, set by build/build.mjs (esbuild `define`); unbundled (tests) there is none. */
 declare const PORTMAP_VERSION: string | undefined;
@@ -7,7 +8,6 @@ export const VERSION = typeof PORTMAP_VERSION === 'string' ? PORTMAP_VERSION : '
 /** The runtime this process runs on: Bun in the standalone executable, else Node.js. */
 const runtime = (): string => (process.versions.bun ? `Bun ${process.versions.bun}` : `Node.js ${process.versions.node}`);
 
-const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
 
 const HELP = `portmap ${VERSION}: CNI port-mapping (hostPort) plugin, nftables or iptables
 

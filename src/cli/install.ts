@@ -17,9 +17,8 @@ import { chainPortmap, loadedConfFile, unifiedDiff } from './conflist-chain.js';
 import { commitTemp, fileContains, keepAs, ownershipOf, sameContent, stageCopy, writeAtomic } from '../host/durable-files.js';
 import { BINARY_MARKER, type RunningExecutable, runningExecutable } from './executable.js';
 import { usageExit } from './usage.js';
+import { DEFAULT_CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR } from './cni-dirs.js';
 
-export const DEFAULT_CNI_BIN_DIR = '/opt/cni/bin';
-export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
 export const PLUGIN_NAME = 'portmap';
 export const ORIG_SUFFIX = '.orig';
 export const PREVIOUS_SUFFIX = '.previous';

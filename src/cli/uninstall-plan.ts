@@ -13,7 +13,7 @@ import {
   masqRule, needsMasqChains, setMarkRule,
 } from '../backends/iptables/render.js';
 import { sameRule } from '../backends/iptables/parse.js';
-import type { TableState } from '../backends/nftables/parse.js';
+import { type TableState, keyPrefix } from '../backends/nftables/parse.js';
 import { PRIORITY_AFTER_SERVICES, forwardMaps, mapNames } from '../backends/nftables/render.js';
 import type { Protocol } from '../portmap/config.js';
 import { type Cidr, type Family, cidrContains, parseCidr } from '../net/ip.js';
@@ -40,17 +40,6 @@ export interface ReconstructOptions {
   known?: (ownerId: string) => boolean;
 }
 
-function prefixOf(key: unknown): Cidr | undefined {
-  const p = (key as { prefix?: { addr?: string; len?: number } })?.prefix;
-  try {
-    if (p?.addr !== undefined && p.len !== undefined) return parseCidr(`${p.addr}/${p.len}`);
-    if (typeof key === 'string') return parseCidr(key.includes('/') ? key : `${key}/${key.includes(':') ? 128 : 32}`);
-  } catch {
-    return undefined;
-  }
-  return undefined;
-}
-
 const sameKey = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 interface Partial {
@@ -68,7 +57,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
   const serviceCIDRs: Cidr[] = [];
   for (const f of [4, 6] as const) {
     for (const e of state.elements.filter((x) => x.set === mapNames(f).servicecidrs)) {
-      const c = prefixOf(e.key);
+      const c = keyPrefix(e.key);
       if (c) serviceCIDRs.push(c);
     }
   }
@@ -138,7 +127,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
       if (!pod) {
         const nets = state.elements
           .filter((e) => e.set === m.podnets)
-          .map((e) => prefixOf(e.key))
+          .map((e) => keyPrefix(e.key))
           .filter((c): c is Cidr => c !== undefined && cidrContains(c, fam.address));
         const narrowest = nets.sort((a, b) => b.prefixLength - a.prefixLength)[0];
         if (narrowest) pod = parseCidr(`${fam.address}/${narrowest.prefixLength}`);

@@ -12,12 +12,12 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import * as z from 'zod/mini';
 import { detectFlavour } from '../backends/iptables/flavour.js';
 import { sameRule } from '../backends/iptables/parse.js';
 import { jumpToGuard } from '../backends/iptables/render.js';
 import { IptablesRunner } from '../backends/iptables/runner.js';
 import { FAMILY, TABLE } from '../backends/nftables/json.js';
+import { DEFAULT_CNI_CACHE_DIR, parseCacheEntry } from '../cni/cache.js';
 import type { TableState } from '../backends/nftables/parse.js';
 import { NftRunner } from '../backends/nftables/runner.js';
 import { acquireLock, withLock } from '../host/lock.js';
@@ -27,12 +27,11 @@ import { planOfRecord } from '../portmap/record.js';
 import { DEFAULT_DATA_DIR, readLiveRecords } from '../plugin/records.js';
 import { commitTemp, fileContains, ownershipOf, stageCopy } from '../host/durable-files.js';
 import { BINARY_MARKER } from './executable.js';
-import { DEFAULT_CNI_BIN_DIR, INSTALL_LOCK_NAME, ORIG_SUFFIX, PLUGIN_NAME, PREVIOUS_SUFFIX } from './install.js';
+import { DEFAULT_CNI_BIN_DIR } from './cni-dirs.js';
+import { INSTALL_LOCK_NAME, ORIG_SUFFIX, PLUGIN_NAME, PREVIOUS_SUFFIX } from './install.js';
 import { chainsToRead, DEFAULT_MARK_MASQ_BIT, familyDocument, reconstruct } from './uninstall-plan.js';
 import { usageExit } from './usage.js';
 
-/** libcni's cached results (CacheDir/results), as the records work's --cni-cache-dir means it. */
-export const DEFAULT_CNI_CACHE_DIR = '/var/lib/cni/results';
 
 export const UNINSTALL_HELP = `portmap uninstall [options]: go back to the reference portmap plugin, keeping every hostPort
 
@@ -105,19 +104,16 @@ export function parseUninstallArgs(args: readonly string[]): UninstallOptions | 
 
 class UninstallError extends Error {}
 
-/** libcni's cached result of an attachment (CNI_CACHE_DIR/results/<network>-<id>-<ifname>). */
-const cachedResult = z.looseObject({
-  result: z.optional(z.looseObject({ ips: z.optional(z.array(z.looseObject({ address: z.string() }))) })),
-});
-
+/** The pod's address with its prefix as the runtime's cached result gave it (libcni's cache entry). */
 export function cacheLookup(dir: string) {
   return (o: { network: string; containerID: string; ifname: string }, address: string): Cidr | undefined => {
     try {
-      const file = join(dir, `${o.network}-${o.containerID}-${o.ifname}`);
-      const parsed = cachedResult.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-      if (!parsed.success) return undefined;
-      for (const ip of parsed.data.result?.ips ?? []) {
-        const c = parseCidr(ip.address);
+      const text = readFileSync(join(dir, `${o.network}-${o.containerID}-${o.ifname}`), 'utf8');
+      const ips = parseCacheEntry(text).result?.ips;
+      for (const ip of Array.isArray(ips) ? ips : []) {
+        const addr = (ip as { address?: unknown } | null)?.address;
+        if (typeof addr !== 'string') continue;
+        const c = parseCidr(addr);
         if (c.address === address) return c;
       }
     } catch {
