@@ -13,7 +13,7 @@ import {
   masqRule, needsMasqChains, setMarkRule,
 } from '../backends/iptables/render.js';
 import { sameRule } from '../backends/iptables/parse.js';
-import { type TableState, keyPrefix } from '../backends/nftables/parse.js';
+import { type TableState, elementIndex, keyPrefix } from '../backends/nftables/parse.js';
 import { PRIORITY_AFTER_SERVICES, forwardMaps, mapNames } from '../backends/nftables/render.js';
 import type { Protocol } from '../portmap/config.js';
 import { type Cidr, type Family, cidrContains, parseCidr } from '../net/ip.js';
@@ -40,8 +40,6 @@ export interface ReconstructOptions {
   known?: (ownerId: string) => boolean;
 }
 
-const sameKey = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
-
 interface Partial {
   network: string;
   containerID: string;
@@ -62,6 +60,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
     }
   }
   const owners = new Map<string, Partial>();
+  const find = elementIndex(state);
   for (const f of [4, 6] as const) {
     for (const [addrMap, portMap, withHostIP] of forwardMaps(f)) {
       for (const e of state.elements.filter((x) => x.set === addrMap)) {
@@ -83,7 +82,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
           problems.push(`the forward ${what}: its owner comment does not match its id (${e.comment}), the attachment cannot be named`);
           continue;
         }
-        const port = state.elements.find((p) => p.set === portMap && sameKey(p.key, e.key));
+        const port = find(portMap, e.key);
         if (!port || typeof port.value !== 'number' || typeof e.value !== 'string' || typeof hostPort !== 'number') {
           problems.push(`the forward ${what} of ${who.network}/${who.containerID}/${who.ifname} is incomplete in the table`);
           continue;
