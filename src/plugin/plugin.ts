@@ -1,6 +1,8 @@
 /** The portmap plugin's verbs for the protocol layer (cni/skel.ts): each parses its configuration first. */
 import type { Call, PluginVerbs } from '../cni/skel.js';
+import { log } from '../host/log.js';
 import { parseConfig } from '../portmap/config.js';
+import { lintConfig } from '../portmap/config-lint.js';
 import { add } from './add.js';
 import type { PortmapCall } from './call-plan.js';
 import { check } from './check.js';
@@ -9,7 +11,12 @@ import { type PluginDeps, defaultDeps } from './deps.js';
 import { gc } from './gc.js';
 import { status } from './status.js';
 
-const parsed = (call: Call): PortmapCall => ({ args: call.args, config: parseConfig(call.config) });
+/** Parses the configuration; what it ignores or reads differently is logged, never refused (see config-lint). */
+function parsed(call: Call): PortmapCall {
+  const config = parseConfig(call.config);
+  for (const w of lintConfig(call.config)) log.warn(`configuration of network ${config.name}: ${w.msg}`);
+  return { args: call.args, config };
+}
 
 export function createPlugin(deps: PluginDeps = defaultDeps()): PluginVerbs {
   return {

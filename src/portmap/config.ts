@@ -43,10 +43,11 @@ export const DEFAULT_MARK_MASQ_BIT = 13;
 /** The records of attachments (`dataDir`), like host-local's /var/lib/cni/networks. */
 export const DEFAULT_DATA_DIR = '/var/lib/cni/portmap';
 
-const TOP_LEVEL_KEYS = [
+/** The keys of a portmap entry (the logging keys: plugin/call-log.ts reads them). */
+export const TOP_LEVEL_KEYS = [
   'cniVersion', 'name', 'type', 'backend', 'snat', 'masqAll', 'markMasqBit', 'externalSetMarkChain',
   'conditionsV4', 'conditionsV6', 'afterServices', 'serviceCIDRs', 'runtimeConfig', 'prevResult',
-  'dataDir',
+  'dataDir', 'logFile', 'logLevel', 'logFormat', 'logMaxSize',
 ];
 const RUNTIME_CONFIG_KEYS = ['portMappings'];
 const MAPPING_KEYS = ['hostPort', 'containerPort', 'protocol', 'hostIP'];
