@@ -64,3 +64,25 @@ export function parseEnv(env: NodeJS.ProcessEnv): CmdArgs {
   }
   return out;
 }
+
+/** A Kubernetes pod as CNI_ARGS names it (K8S_POD_NAMESPACE, K8S_POD_NAME), for logs and records. */
+export interface PodName {
+  namespace: string;
+  name: string;
+}
+
+const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+
+/** The pod CNI_ARGS names (`IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;...`), if a valid one. */
+export function podOfArgs(args: string): PodName | undefined {
+  let namespace: string | undefined;
+  let name: string | undefined;
+  for (const pair of args.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0) continue;
+    const key = pair.slice(0, eq);
+    if (key === 'K8S_POD_NAMESPACE') namespace = pair.slice(eq + 1);
+    else if (key === 'K8S_POD_NAME') name = pair.slice(eq + 1);
+  }
+  return namespace && name && K8S_NAME.test(namespace) && K8S_NAME.test(name) ? { namespace, name } : undefined;
+}

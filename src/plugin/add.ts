@@ -1,4 +1,5 @@
 /** ADD: the prevResult passed on, the plan applied under the lock, then conntrack and route_localnet. */
+import { podOfArgs } from '../cni/env.js';
 import { convertResult } from '../cni/result.js';
 import { type PortmapCall, planOf, requirePrevResult } from './call-plan.js';
 import { type PluginDeps, locked } from './deps.js';
@@ -22,7 +23,8 @@ export async function add(deps: PluginDeps, call: PortmapCall): Promise<Record<s
     const applied = backend.add(plan);
     // Looked up and written while the backend's process runs (backend.add has started it by now).
     device = localnetDevice(deps, plan);
-    keepRecord(() => store.write(plan, backend.name, call.args.netns));
+    const pod = podOfArgs(call.args.args);
+    keepRecord(() => store.write(plan, backend.name, call.args.netns, pod ? { pod } : {}));
     try {
       await applied;
     } catch (err) {

@@ -10,6 +10,7 @@
  * namespace still exists. Both are synchronous and never write.
  */
 import { join } from 'node:path';
+import type { PodName } from '../cni/env.js';
 import { ageMs, isTempName, listDir, readJson, removeFile, writeFileAtomic } from '../host/files.js';
 import { type Liveness, bootId, netnsAlive, netnsAt, ownNetns, scopeName } from '../host/netns.js';
 import { type AttachmentRecord, parseRecord, recordId, recordOf } from '../portmap/record.js';
@@ -60,7 +61,7 @@ export class RecordStore {
   }
 
   /** Records what ADD programmed for `plan` in `backend` (netnsPath: CNI_NETNS). */
-  write(plan: Plan, backend: BackendName, netnsPath: string, extra: { adopted?: boolean } = {}): AttachmentRecord {
+  write(plan: Plan, backend: BackendName, netnsPath: string, extra: { adopted?: boolean; pod?: PodName } = {}): AttachmentRecord {
     const ns = netnsAt(netnsPath);
     const rec = recordOf(plan, {
       backend,

@@ -8,6 +8,7 @@
  * read, so a damaged or hand-edited file never reaches a rule.
  */
 import * as z from 'zod/mini';
+import type { PodName } from '../cni/env.js';
 import type { BackendName } from './config.js';
 import { ipFamily, parseCidr } from '../net/ip.js';
 import { ownerOf } from './owner.js';
@@ -46,6 +47,8 @@ export interface AttachmentRecord {
   created: number;
   /** Made by `portmap restore` from the runtime's libcni cache (the pod was started without a record). */
   adopted?: boolean;
+  /** The Kubernetes pod CNI_ARGS named, for `list`, doctor and the log. */
+  pod?: PodName;
   families: RecordedFamily[];
   afterServices: boolean;
   serviceCIDRs: string[];
@@ -58,6 +61,7 @@ const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IFNAME = /^[^/:\s]{1,15}$/;
 const CONDITION_TOKEN = /^[A-Za-z0-9_.:/,!=<>{}[\]@*+-]+$/;
 const CHAIN_NAME = /^[A-Za-z0-9_-]{1,28}$/;
+const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
 // The shape only: parseRecord parses each address once (parseCidr is the costly part of reading 1,000).
 const CIDR = /^[0-9a-fA-F.:]+\/\d{1,3}$/;
@@ -91,6 +95,7 @@ function buildSchema() {
     bootId: z.string(),
     created: z.number(),
     adopted: z.optional(z.boolean()),
+    pod: z.optional(z.object({ namespace: z.string().check(z.regex(K8S_NAME)), name: z.string().check(z.regex(K8S_NAME)) })),
     families: z.array(familySchema).check(z.minLength(1), z.maxLength(2)),
     afterServices: z.boolean(),
     serviceCIDRs: z.array(z.string().check(z.regex(CIDR, 'serviceCIDRs must be CIDRs'))).check(z.maxLength(64)),
@@ -131,6 +136,7 @@ export interface RecordContext {
   bootId: string;
   now: number;
   adopted?: boolean;
+  pod?: PodName;
 }
 
 /** The record of a plan that `backend` programmed (pure). */
@@ -153,6 +159,7 @@ export function recordOf(plan: Plan, ctx: RecordContext): AttachmentRecord {
     bootId: ctx.bootId,
     created: ctx.now,
     ...(ctx.adopted ? { adopted: true } : {}),
+    ...(ctx.pod ? { pod: { namespace: ctx.pod.namespace, name: ctx.pod.name } } : {}),
     families,
     afterServices: plan.afterServices,
     serviceCIDRs: plan.serviceCIDRs.map((c) => `${c.address}/${c.prefixLength}`),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseEnv } from '../../../src/cni/env.js';
+import { parseEnv, podOfArgs } from '../../../src/cni/env.js';
 import { CniError } from '../../../src/cni/errors.js';
 
 const full = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'abc', CNI_NETNS: '/run/netns/x', CNI_IFNAME: 'eth0', CNI_ARGS: '', CNI_PATH: '/opt/cni/bin' };
@@ -61,5 +61,16 @@ describe('parseEnv (skel rules)', () => {
     const e = err({ ...full, CNI_IFNAME: ifname });
     expect(e.code).toBe(4);
     expect(e.message).toBe(msg);
+  });
+});
+
+describe('podOfArgs', () => {
+  it('reads the pod containerd and CRI-O name in CNI_ARGS', () => {
+    expect(podOfArgs('IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_UID=u')).toEqual({ namespace: 'default', name: 'web-0' });
+  });
+  it('gives nothing for missing or invalid names', () => {
+    expect(podOfArgs('')).toBeUndefined();
+    expect(podOfArgs('K8S_POD_NAME=web-0')).toBeUndefined();
+    expect(podOfArgs('K8S_POD_NAMESPACE=default;K8S_POD_NAME=../etc')).toBeUndefined();
   });
 });

@@ -31,6 +31,12 @@ describe('attachment records', () => {
     expect(recordId(back)).toBe(plan.owner.id);
   });
 
+  it('keeps the Kubernetes pod name, and refuses one that is not a valid name', () => {
+    const rec = recordOf(plan, { ...ctx, pod: { namespace: 'default', name: 'web-0' } });
+    expect(parseRecord(JSON.parse(JSON.stringify(rec))).pod).toEqual({ namespace: 'default', name: 'web-0' });
+    expect(() => parseRecord({ ...rec, pod: { namespace: 'default', name: 'Web 0' } })).toThrow(/invalid record: pod.name/);
+  });
+
   it('refuses records that could reach a rule or a path with bad values', () => {
     const rec = JSON.parse(JSON.stringify(recordOf(plan, ctx))) as Record<string, unknown> & { families: Array<Record<string, unknown>> };
     const bad = (patch: (r: typeof rec) => void) => {
