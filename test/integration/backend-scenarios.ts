@@ -133,6 +133,31 @@ export function backendScenarios(backend: Backend, opts: ScenarioOptions): void 
       await bed.delPod(fresh2);
     });
 
+    it('an ADD of the same attachment with other ports leaves exactly the new forwards; its DEL leaves nothing', async () => {
+      const pod = await bed.addPod([{ hostPort: 9400, containerPort: 80, protocol: 'tcp' }, { hostPort: 9402, containerPort: 80, protocol: 'tcp' }, { hostPort: 9403, containerPort: 53, protocol: 'udp' }]);
+      await bed.serve(pod.netns, 'readd80', 80);
+      await bed.serve(pod.netns, 'readd81', 81);
+      expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 9400)).tag).toBe('readd80');
+      // The runtime retries the ADD with a changed spec: 9400 gone, 9401 new, 9402 now to port 81, 9403 gone.
+      const mappings = [{ hostPort: 9401, containerPort: 80, protocol: 'tcp' }, { hostPort: 9402, containerPort: 81, protocol: 'tcp' }];
+      const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: pod.id, CNI_IFNAME: pod.ifname, CNI_NETNS: pod.netnsPath };
+      const again = await bed.plugin(env, bed.portmapConfig({ runtimeConfig: { portMappings: mappings }, prevResult: pod.result }));
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(await bed.request(bed.client, 'tcp', NODE_V4, 9400, { timeoutMs: 800 })).toBeUndefined();
+      expect(await bed.request(bed.client, 'tcp', NODE_V6, 9400, { timeoutMs: 800 })).toBeUndefined();
+      expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 9401)).tag).toBe('readd80');
+      expect(reply(await bed.request(bed.client, 'tcp', NODE_V6, 9402)).tag).toBe('readd81');
+      const state = await opts.state(bed);
+      expect(state).not.toMatch(/\b9400\b/);
+      expect(state).not.toMatch(/\b9403\b/);
+      // DEL with the new mappings (what the runtime now knows) removes everything of the attachment.
+      expect((await bed.delPod({ ...pod, mappings })).code).toBe(0);
+      const after = await opts.state(bed);
+      expect(after).not.toContain(pod.id);
+      expect(after).not.toMatch(/\b940[0-3]\b/);
+      expect(await bed.request(bed.client, 'tcp', NODE_V4, 9401, { timeoutMs: 800 })).toBeUndefined();
+    });
+
     it('GC removes only the attachments missing from cni.dev/valid-attachments, of its own network', async () => {
       const keep = await bed.addPod([{ hostPort: 9400, containerPort: 80, protocol: 'tcp' }]);
       const drop = await bed.addPod([{ hostPort: 9401, containerPort: 80, protocol: 'tcp' }]);

@@ -182,10 +182,17 @@ function podnetCommands(state: TableState | undefined, plan: Plan): Command[] {
   return cmds;
 }
 
-/** The common ADD: additions only; the transaction fails unless the skeleton is ready for these settings. */
+/**
+ * The common ADD: additions only; the transaction fails unless the skeleton is ready for these settings,
+ * and unless the attachment has no elements yet: its witness is created, not added, so an ADD of an
+ * attachment that already has forwards (a runtime retrying with other ports) takes the slow path, which
+ * removes what the new plan no longer holds.
+ */
 export function fastAdd(plan: Plan): Command[] {
   const ready = readyHash(priorityFor(plan.afterServices), plan.serviceCIDRs);
-  return [requireReady(ready), ...addElements(podnetElements(plan)), ...addElements(ownerElements(plan))];
+  const [witness, ...rest] = addElements(ownerElements(plan));
+  const created = witness ? [{ create: witness.add }] : [];
+  return [requireReady(ready), ...addElements(podnetElements(plan)), ...created, ...rest];
 }
 
 /** The ADD that read the table: skeleton, pod subnets, elements (taking keys over), conditional rules. */
@@ -223,12 +230,14 @@ export function slowAdd(state: TableState | undefined, plan: Plan): { commands: 
   }
   // Old elements that overlap ours without being the same key: deleted, what stays outside ours added
   // back with its owner's comment (a range taken over in part), a single's port element deleted with it.
+  const mine = ownedBy(plan.owner);
   for (const [x, parts] of cuts) {
     const xk = keyPorts(x.key)!;
     cmds.push(deleteElement(x.set, x.key));
     deleted.add(x);
     takeOver(x.set, x);
-    const pieces = subtractIntervals(xk.first, xk.last, parts).map((iv) => ({
+    // What our own earlier ADD held outside the new plan goes (see the sweep below).
+    const pieces = mine(x.comment) ? [] : subtractIntervals(xk.first, xk.last, parts).map((iv) => ({
       set: x.set,
       key: spanKey({ protocol: xk.protocol as Protocol, first: iv.first, last: iv.last, ...(xk.hostIP !== undefined ? { hostIP: xk.hostIP } : {}) }),
       value: x.value,
@@ -267,9 +276,16 @@ export function slowAdd(state: TableState | undefined, plan: Plan): { commands: 
       cmds.push(...replaceElements([e]));
     }
   }
+  // An earlier ADD of this attachment (a retry with other ports, another pod address): what the new
+  // plan does not hold goes, so the attachment ends with exactly the new forwards.
+  const wanted = elementIndex({ chains: new Map(), rules: [], elements });
+  for (const x of state?.elements ?? []) {
+    if (deleted.has(x) || !mine(x.comment) || wanted(x.set, x.key)) continue;
+    cmds.push(deleteElement(x.set, x.key));
+    deleted.add(x);
+  }
   // The previous owners' DELs must not delete blindly any more (see OWNERS_SET).
   cmds.push(...casDelete([...overtaken].map((id) => witnessOf(id))));
-  const mine = ownedBy(plan.owner);
   for (const r of state?.rules ?? []) if (r.chain === CONDITIONAL && mine(r.comment)) cmds.push(deleteRule(CONDITIONAL, r.handle));
   cmds.push(...conditionalRules(plan));
   return { commands: cmds, takeovers };

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { base } from '../../../../src/backends/nftables/json.js';
 import {
-  checkFindings, compareDel, fastAdd, fastDel, gcCommands, slowAdd,
+  checkFindings, compareDel, describeKey, fastAdd, fastDel, gcCommands, slowAdd,
 } from '../../../../src/backends/nftables/reconcile.js';
 import { OWNERS_SET, mapNames, ownerElements, podnetElements, witnessOf } from '../../../../src/backends/nftables/render.js';
 import { validOwnerIds } from '../../../../src/portmap/plan.js';
@@ -19,10 +19,12 @@ const stale = planOf([TCP_8080], {}, 'old', prevWith('10.244.0.9/24', 'fd00:244:
 const fresh = planOf([TCP_8080], {}, 'new');
 
 describe('fastAdd / fastDel', () => {
-  it('the fast ADD only adds, starting with the ready mark; the fast DEL only deletes, witness first', () => {
+  it('the fast ADD only adds, starting with the ready mark, and creates the witness; the fast DEL only deletes, witness first', () => {
     const add = fastAdd(fresh);
-    expect(add.every((c) => 'add' in c)).toBe(true);
+    expect(add.every((c) => 'add' in c || 'create' in c)).toBe(true);
     expect(text(add[0] ? [add[0]] : [])).toContain('"name":"ready"');
+    // `create` fails when the attachment already has a witness (a re-ADD), so its old forwards cannot stay.
+    expect(add.filter((c) => 'create' in c).map((c) => (c.create as { element: { name: string } }).element.name)).toEqual([OWNERS_SET]);
     const del = fastDel(fresh);
     expect(del.every((c) => 'delete' in c)).toBe(true);
     expect((del[0] as { delete: { element: { name: string } } }).delete.element.name).toBe(OWNERS_SET);
@@ -50,6 +52,20 @@ describe('slowAdd', () => {
     expect(ops(commands, 'delete', m4.hostportsAddr)).toHaveLength(1);
     const witness = JSON.stringify(witnessOf(stale.owner.id).key);
     expect(ops(commands, 'delete', OWNERS_SET).map((c) => JSON.stringify((c.delete as { element: { elem: unknown[] } }).element.elem[0]))).toEqual([witness]);
+  });
+
+  it('an ADD of the attachment with other ports removes the forwards the new plan no longer holds', () => {
+    const before = planOf([TCP_8080, { hostPort: 9000, containerPort: 90, protocol: 'udp' }, { hostPort: 40000, containerPort: 40000, protocol: 'udp' }, { hostPort: 40001, containerPort: 40001, protocol: 'udp' }]);
+    const after = planOf([{ hostPort: 8081, containerPort: 80, protocol: 'tcp' }, { hostPort: 40001, containerPort: 40001, protocol: 'udp' }]);
+    const { commands, takeovers } = slowAdd(tableOf({ elements: ownerElements(before) }), after);
+    expect(takeovers).toEqual([]);
+    const deleted = (set: string) => ops(commands, 'delete', set).map((c) => describeKey({ key: (c.delete as { element: { elem: unknown[] } }).element.elem[0] }));
+    expect(deleted(m4.hostportsAddr).sort()).toEqual(['tcp 8080', 'udp 40000-40001', 'udp 9000']);
+    expect(deleted(m4.hostportsPort).sort()).toEqual(['tcp 8080', 'udp 9000']);
+    // The cut range is not added back in part: 40000 was ours too.
+    expect(text(ops(commands, 'add', m4.hostportsAddr))).not.toContain('40000');
+    expect(text(ops(commands, 'add', m4.hostportsAddr))).toContain('8081');
+    expect(deleted(OWNERS_SET)).toEqual([]);
   });
 
   it('leaves its own identical elements alone (a retried ADD) and takes nothing over', () => {
