@@ -10,14 +10,14 @@
  * - gcCommands: stale elements and rules of a network, unused pod subnets, the skeleton rewritten.
  * - checkFindings: what differs from what the plan wants.
  */
-import { type Cidr, cidrContains, parseCidr } from '../../net/ip.js';
+import { cidrContains } from '../../net/ip.js';
 import { type Owner, ownerOf, parseOwnerComment } from '../../portmap/owner.js';
 import type { Protocol } from '../../portmap/config.js';
 import type { Plan } from '../../portmap/plan.js';
 import { subtractIntervals } from '../../portmap/ranges.js';
 import type { SkeletonSettings } from '../backend.js';
 import { type Command, type Element, FAMILY, TABLE, base } from './json.js';
-import { type KeyPorts, type TableState, elementIndex, keyPorts, sameJson } from './parse.js';
+import { type KeyPorts, type TableState, elementIndex, keyPorts, keyPrefix, sameJson } from './parse.js';
 import {
   FORWARD_MAP_SHAPE, OWNERS_SET, addElements, baseChains, casDelete, conditionalRules, delElements, deleteChains, deleteRule,
   forwardAddrMaps, mapNames, ownerElements, podnetElements, priorityFor, readyHash, replaceElements, requireReady, skeletonFor,
@@ -154,12 +154,6 @@ function signature(expr: unknown): string {
 /** For restore.ts: the same comparison of static rules. */
 export const ruleSignature = signature;
 
-/** The prefix of an interval-set key (`{prefix: {addr, len}}`), as a Cidr. */
-function prefixCidr(key: unknown): Cidr | undefined {
-  const p = (key as { prefix?: { addr: string; len: number } } | null)?.prefix;
-  return p ? parseCidr(`${p.addr}/${p.len}`) : undefined;
-}
-
 const deleteElement = (set: string, key: unknown): Command => ({ delete: { element: { ...base, name: set, elem: [key] } } });
 
 /**
@@ -170,9 +164,9 @@ const deleteElement = (set: string, key: unknown): Command => ({ delete: { eleme
 function podnetCommands(state: TableState | undefined, plan: Plan): Command[] {
   const cmds: Command[] = [];
   for (const e of podnetElements(plan)) {
-    const mine = prefixCidr(e.key)!;
+    const mine = keyPrefix(e.key)!;
     const existing = (state?.elements ?? []).flatMap((x) => {
-      const cidr = x.set === e.set ? prefixCidr(x.key) : undefined;
+      const cidr = x.set === e.set ? keyPrefix(x.key) : undefined;
       return cidr ? [{ key: x.key, cidr }] : [];
     });
     if (existing.some((x) => x.cidr.prefixLength <= mine.prefixLength && cidrContains(x.cidr, mine.network))) continue;
@@ -334,7 +328,7 @@ export function gcCommands(state: TableState, gc: GcInput): Command[] {
     const m = mapNames(f);
     const pods = remaining.filter((e) => e.set === m.snat).map((e) => String(e.key));
     for (const net of remaining.filter((e) => e.set === m.podnets)) {
-      const cidr = prefixCidr(net.key);
+      const cidr = keyPrefix(net.key);
       if (cidr && !pods.some((ip) => cidrContains(cidr, ip))) cmds.push(deleteElement(m.podnets, net.key));
     }
   }

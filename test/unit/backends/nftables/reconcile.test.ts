@@ -85,6 +85,12 @@ describe('slowAdd', () => {
     expect(text(ops(replacing, 'add', m4.podnets))).toContain('"len":24');
   });
 
+  it('replaces a /32 pod subnet (listed as a bare address) inside the new subnet, instead of a conflicting add', () => {
+    const host = { set: m4.podnets, key: '10.244.0.9' };
+    const cmds = slowAdd(tableOf({ elements: [host] }), fresh).commands;
+    expect(ops(cmds, 'delete', m4.podnets).map((c) => (c.delete as { element: { elem: unknown[] } }).element.elem[0])).toEqual(['10.244.0.9']);
+  });
+
   it('re-hooks base chains at the wrong priority (afterServices changed)', () => {
     const commands = slowAdd(tableOf({ priority: -100 }), planOf([TCP_8080], { afterServices: true })).commands;
     const deleted = commands.filter((c) => 'delete' in c && (c.delete as { chain?: unknown }).chain).map((c) => (c.delete as { chain: { name: string } }).chain.name);
@@ -125,6 +131,12 @@ describe('gcCommands', () => {
     expect(ops(cmds, 'delete', m4.podnets)).toHaveLength(1);
     // The skeleton is rewritten (a chain flushed by hand comes back).
     expect(text(cmds)).toContain('"flush":{"chain"');
+  });
+
+  it('prunes a /32 pod subnet, which nft lists as a bare address', () => {
+    const state = tableOf({ elements: [...ownerElements(fresh), { set: m4.podnets, key: '10.244.0.77', comment: '10.244.0.77/32' }] });
+    const cmds = gcCommands(state, { network: 'net', valid: validOwnerIds('net', [{ containerID: 'new', ifname: 'eth0' }]) });
+    expect(ops(cmds, 'delete', m4.podnets).map((c) => (c.delete as { element: { elem: unknown[] } }).element.elem[0])).toEqual(['10.244.0.77']);
   });
 
   it('keeps valid attachments and the subnets they use; without settings it leaves the skeleton alone', () => {
