@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(iptables nftables conntrack ipset iproute2 kmod procps containernetworking-plugins
-          golang-go golang-github-appc-cni-dev hyperfine podman runc python3-yaml)
+          golang-go golang-github-appc-cni-dev hyperfine podman runc python3-yaml
+          containerd busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
