@@ -3,7 +3,7 @@ import { NAT_HOOK_PRIORITY, TOP_DNAT } from '../../backends/iptables/render.js';
 import { REFERENCE_TABLE } from '../../backends/nftables/read.js';
 import type { Facts } from '../facts.js';
 import { type ListRow, sourceLabel } from '../rows.js';
-import { describeRow, keyOf, hostPortText, removalHint } from './describe.js';
+import { describeRow, keyOf, hostPortText, removalCommands } from './describe.js';
 import type { Finding } from './finding.js';
 
 /** Priority of the NAT prerouting hook that holds a row (lower runs first). */
@@ -68,13 +68,14 @@ export function checkDuplicateOwners(facts: Facts, rows: readonly ListRow[]): Fi
       twin.message = twin.message.replace(/^Host port (\S+)( on \S+)?/, (m) => `${m} (IPv4 and IPv6)`);
       continue;
     }
-    const hints = list.map((r) => `for ${r.containerID ?? r.podIP}: ${removalHint(r)}`).join('; ');
     out.push({
       sig,
       id: 'duplicate-hostport',
       severity: 'error',
       message,
-      fix: `Keep the owner that belongs to a running pod and remove the stale one(s): ${hints}.`,
+      fix: 'Keep the owner that belongs to a running pod and remove the stale one(s): delete the stale pod (its DEL ' +
+        'removes its entries) or run a CNI GC; by hand, the commands below remove one owner\'s entries each.',
+      commands: list.flatMap((r) => [`# remove ${describeRow(r)}:`, ...removalCommands(r, facts.iptables)]),
     });
   }
   return out.map(({ sig: _sig, ...f }) => f);
