@@ -246,8 +246,10 @@ export function checkUnforwarded(facts: DriftFacts, rows: readonly ListRow[]): F
       if (same.some((r) => (f.podIP === undefined || r.podIP === f.podIP) && r.containerPort === f.containerPort)) continue;
       if (same.length === 0) missing.push(f);
       else {
-        const by = ownerLabel(same[0]!);
-        const t = taken.get(by) ?? { winner: same[0]!, list: [] };
+        // One finding per attachment that took them (its IPv4 and IPv6 forwards together).
+        const w0 = same[0]!;
+        const by = w0.ownerId ?? (w0.containerID ? `${w0.network ?? ''}/${w0.containerID}/${w0.ifname ?? ''}` : w0.podIP);
+        const t = taken.get(by) ?? { winner: w0, list: [] };
         t.list.push(f);
         taken.set(by, t);
       }

@@ -64,8 +64,11 @@ export function checkDuplicateOwners(facts: Facts, rows: readonly ListRow[]): Fi
     const ownerIds = list.map((r) => r.containerID ?? r.podIP).sort().join(',');
     const sig = `${first.protocol}|${first.hostIP ?? '*'}|${first.hostPort}|${ownerIds}|${winner?.containerID ?? ''}`;
     const twin = out.find((f) => f.sig === sig);
+    const commands = list.flatMap((r) => [`# remove ${describeRow(r)}:`, ...removalCommands(r, facts.iptables)]);
     if (twin) {
       twin.message = twin.message.replace(/^Host port (\S+)( on \S+)?/, (m) => `${m} (IPv4 and IPv6)`);
+      // The other family's entries are separate rules: their commands too.
+      twin.commands = [...(twin.commands ?? []), ...commands];
       continue;
     }
     out.push({
@@ -75,7 +78,7 @@ export function checkDuplicateOwners(facts: Facts, rows: readonly ListRow[]): Fi
       message,
       fix: 'Keep the owner that belongs to a running pod and remove the stale one(s): delete the stale pod (its DEL ' +
         'removes its entries) or run a CNI GC; by hand, the commands below remove one owner\'s entries each.',
-      commands: list.flatMap((r) => [`# remove ${describeRow(r)}:`, ...removalCommands(r, facts.iptables)]),
+      commands,
     });
   }
   return out.map(({ sig: _sig, ...f }) => f);
