@@ -57,7 +57,8 @@ Examples:
 
 Exit status:
   0  installed, or already installed (nothing to do)
-  1  failed (the message says why; not root: run it as root); nothing was replaced
+  1  failed: the message says why (not root: run it as root); a failed smoke test of the new file
+     replaces nothing
   2  usage error (an unknown option, a missing or bad value)
 `;
 
