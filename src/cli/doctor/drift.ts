@@ -149,8 +149,13 @@ export function podWants(facts: Pick<DriftFacts, 'records' | 'cache'>): PodWant[
   return [...byKey.values()];
 }
 
+/** Whether a row covers a wanted host port: the same port, or a range holding it (the kernel keeps ranges as one). */
 const sameKey = (r: ListRow, f: WantedForward): boolean =>
-  r.family === f.family && String(r.protocol) === f.protocol && r.hostPort === f.hostPort && (r.hostIP ?? undefined) === (f.hostIP ?? undefined);
+  r.family === f.family && String(r.protocol) === f.protocol && f.hostPort >= r.hostPort && f.hostPort <= (r.lastHostPort ?? r.hostPort) &&
+  (r.hostIP ?? undefined) === (f.hostIP ?? undefined);
+
+/** The container port a row forwards a host port to (a range keeps the offset). */
+const containerPortOf = (r: ListRow, hostPort: number): number => r.containerPort + (hostPort - r.hostPort);
 
 const label = (f: WantedForward): string => `${f.protocol}/${f.hostPort}${f.hostIP ? ` on ${f.hostIP}` : ''}${f.family === 6 ? ' (IPv6)' : ''}`;
 /** "8080/tcp", as Kubernetes writes a hostPort. */
@@ -243,7 +248,7 @@ export function checkUnforwarded(facts: DriftFacts, rows: readonly ListRow[]): F
     const taken = new Map<string, { winner: ListRow; list: WantedForward[] }>();
     for (const f of w.forwards) {
       const same = rows.filter((r) => sameKey(r, f));
-      if (same.some((r) => (f.podIP === undefined || r.podIP === f.podIP) && r.containerPort === f.containerPort)) continue;
+      if (same.some((r) => (f.podIP === undefined || r.podIP === f.podIP) && containerPortOf(r, f.hostPort) === f.containerPort)) continue;
       if (same.length === 0) missing.push(f);
       else {
         // One finding per attachment that took them (its IPv4 and IPv6 forwards together).

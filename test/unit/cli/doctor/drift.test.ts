@@ -78,6 +78,14 @@ describe('drift audit', () => {
     expect(f[0]!.commands).toEqual(['# delete the older pod:', 'kubectl --namespace shop delete pod web-a']);
   });
 
+  it('a port range the kernel holds as one interval forwards every port of it', () => {
+    const c = parseConfig({ cniVersion: '1.0.0', name: 'podnet', type: 'portmap', runtimeConfig: { portMappings: [40000, 40001, 40002].map((p) => ({ hostPort: p, containerPort: p, protocol: 'udp' })) } });
+    const rec = recordOf(buildPlan(c, ownerFor(c, 'c2', 'eth0'), { 4: parseCidr('10.244.0.6/24') }), { backend: 'nftables', netns: { path: '/p' }, bootId: 'b', now: 1 });
+    const interval = row({ protocol: 'udp', hostPort: 40000, lastHostPort: 40002, containerPort: 40000, podIP: '10.244.0.6', containerID: 'c2' });
+    expect(ids(facts({ records: [{ record: rec, alive: true, file: '/d/r.json' }], cache: [], rows: [interval] }))).toEqual([]);
+    expect(checkDrift(facts({ records: [{ record: rec, alive: true, file: '/d/r.json' }], cache: [], rows: [{ ...interval, lastHostPort: 40001 }] }))[0]!.message).toMatch(/udp\/40002 that the kernel does not forward/);
+  });
+
   it('tells a pod whose conflist chains no portmap', () => {
     const noPortmap = { ...conflist, plugins: [conflist.plugins[0]] };
     const f = checkDrift(facts({ records: [], cache: [{ file: 'x', entry: parseCacheEntry(cacheText({}, noPortmap)), alive: true }] }));
