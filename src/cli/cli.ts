@@ -1,9 +1,11 @@
+import { resolve } from 'node:path';
 import { SUPPORTED_VERSIONS } from '../cni/versions.js';
-import { DEFAULT_CNI_CONF_DIR } from './cni-dirs.js';
+import { SBIN_DIRS, setFallbackDirs } from '../host/exec.js';
+import { EXIT_USAGE } from './usage.js';
 
-/** package.json's version, set by build/build.mjs (esbuild `define`); unbundled (tests) there is none. */
-declare const PORTMAP_VERSION: string | undefined;
-export const VERSION = typeof PORTMAP_VERSION === 'string' ? PORTMAP_VERSION : '0.0.0-unbundled';
+import { VERSION } from './version.js';
+
+export { VERSION };
 
 /** The runtime this process runs on: Bun in the standalone executable, else Node.js. */
 const runtime = (): string => (process.versions.bun ? `Bun ${process.versions.bun}` : `Node.js ${process.versions.node}`);
@@ -11,41 +13,44 @@ const runtime = (): string => (process.versions.bun ? `Bun ${process.versions.bu
 
 const HELP = `portmap ${VERSION}: CNI port-mapping (hostPort) plugin, nftables or iptables
 
+Usage: portmap COMMAND [OPTIONS]     (portmap COMMAND --help: every option, examples, exit statuses)
+
 As a CNI plugin it is run by a container runtime with CNI_COMMAND set (ADD, DEL, CHECK, GC, STATUS,
 VERSION) and the network configuration on stdin. Install it as /opt/cni/bin/portmap and chain it
 after the main plugin in a .conflist with "capabilities": {"portMappings": true}.
 
 Operator commands (no CNI_COMMAND; run as root, in the node's network namespace):
-  portmap list [--json]     every hostPort forward on this node, read live from the kernel: ours
-                            (nft table inet cni_portmap) and the reference plugin's (iptables
-                            CNI-DN-* chains, nft tables ip/ip6 cni_hostport)
-  portmap doctor [--json] [--cni-conf-dir DIR]
-                            checks the node: duplicate owners of a host port, hostPorts that take
-                            Service traffic, iptables flavour splits, processes shadowed by a
-                            hostPort, conflists without the portMappings capability, ip_forward,
-                            route_localnet, missing tools; drift: pods whose hostPorts are not
-                            forwarded (rules flushed, taken over, portmap not chained), forwards
-                            and records of pods that are gone, conflists that are silent no-ops.
-                            Exit 0 when healthy, 1 with findings. DIR defaults to ${DEFAULT_CNI_CONF_DIR};
-                            also --data-dir DIR and --cni-cache-dir DIR (as for restore).
-  portmap install [--cni-bin-dir DIR] [--chain [--kubernetes --service-cidr CIDR]] [--dry-run]
-                            installs this executable as DIR/portmap (default /opt/cni/bin) atomically,
-                            keeping the replaced binary; --chain adds portmap to the conflist the
-                            runtime loads. "portmap install --help" for details.
-  portmap uninstall [--cni-bin-dir DIR] [--dry-run]
-                            back to the reference plugin: re-creates every hostPort forward of ours in
-                            its iptables layout, removes our nft table, puts DIR/portmap.orig back.
-  portmap restore [--json] [--data-dir DIR] [--cni-cache-dir DIR] [--force] [--dry-run]
-                            re-creates the hostPort rules of every live pod from portmap's records
-                            (and adopts pods the runtime's libcni cache lists), e.g. after a
-                            firewall reload flushed them; removes records of pods that are gone
-  portmap watch [--data-dir DIR] [--cni-cache-dir DIR]
-                            runs until SIGTERM and restores within a second after our rules vanish
-                            (portmap restore --help for both)
-  portmap --help            this text
-  portmap --version         plugin version, its runtime, CNI protocol versions
+  list        every hostPort forward on this node, read live from the kernel: ours (nft table inet
+              cni_portmap) and the reference plugin's (iptables CNI-DN-* chains, nft cni_hostport)
+  doctor      checks the node: duplicate and taken-over host ports, pods whose hostPorts are not
+              forwarded, hostPorts that take Service traffic, every CNI configuration file (invalid
+              JSON, values ADD rejects, misspelt keys, the portMappings capability), sysctls, tools
+  restore     re-creates the hostPort rules of every live pod from portmap's records (and adopts
+              pods the runtime's libcni cache lists), e.g. after a firewall reload flushed them
+  watch       runs until SIGTERM and restores within a second after our rules vanish
+  install     installs this executable as /opt/cni/bin/portmap atomically (keeping the replaced
+              one); --chain adds portmap to the conflist the runtime loads
+  uninstall   back to the reference plugin: re-creates every hostPort forward of ours in its
+              iptables layout, removes our nft table, puts /opt/cni/bin/portmap.orig back
 
-Environment: PORTMAP_LOG=debug for debug logs on stderr, PORTMAP_LOG_FILE=<path> to also append them to a file.
+Options:
+  --help, -h      this text
+  --version       plugin version, its runtime, CNI protocol versions
+
+Examples:
+  /opt/cni/bin/portmap doctor
+  /opt/cni/bin/portmap list --json
+  /opt/cni/bin/portmap restore --dry-run
+
+Exit status (every command; "portmap COMMAND --help" says which apply):
+  0  success (doctor: healthy)
+  1  the command failed, or doctor has findings
+  2  usage error (an unknown command or option, a missing value)
+  4  list, doctor, restore: the node's state could not be read (not root, a tool failed)
+
+Tools (nft, iptables, conntrack, ip, ss, ipset) are looked for on PATH, then in /usr/local/sbin,
+/usr/sbin and /sbin. Environment: PORTMAP_LOG=debug for debug logs on stderr,
+PORTMAP_LOG_FILE=<path> to also append them to a file.
 `;
 
 const PROTOCOLS = `CNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}`;
@@ -57,40 +62,17 @@ const err = (s: string): void => {
   process.stderr.write(s);
 };
 
-interface Parsed {
-  json: boolean;
-  cniConfDir: string;
-  /** doctor: the records and the libcni cache it audits against the kernel */
-  dataDir?: string;
-  cniCacheDir?: string;
-  bad?: string;
-}
-
-const CONF_DIR_OPTION = '--cni-conf-dir';
-
-function parseOptions(args: readonly string[], allowConfDir: boolean): Parsed {
-  const p: Parsed = { json: false, cniConfDir: DEFAULT_CNI_CONF_DIR };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--json' || a === '-j') p.json = true;
-    else if (allowConfDir && a === CONF_DIR_OPTION && args[i + 1] !== undefined) p.cniConfDir = args[++i]!;
-    else if (allowConfDir && a.startsWith(`${CONF_DIR_OPTION}=`)) p.cniConfDir = a.slice(CONF_DIR_OPTION.length + 1);
-    else if (allowConfDir && (a === '--data-dir' || a === '--cni-cache-dir') && args[i + 1] !== undefined) {
-      if (a === '--data-dir') p.dataDir = args[++i]!;
-      else p.cniCacheDir = args[++i]!;
-    }
-    else return { ...p, bad: a };
-  }
-  return p;
-}
-
-function rootNote(): void {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    err('portmap: not running as root: reading nft and iptables rules needs root (try sudo)\n');
-  }
+/** How to run this executable again, for the commands doctor prints: its absolute path. */
+function self(): string {
+  const script = process.argv[1];
+  if (process.versions.bun !== undefined || script === undefined) return process.execPath;
+  // The bundle run by node: argv[1] is the script; a Bun executable's argv[1] is its embedded entry.
+  return script.startsWith('/$bunfs/') ? process.execPath : resolve(script);
 }
 
 export async function runCli(argv: readonly string[]): Promise<number> {
+  // Runtimes and sudo may give us a PATH without the sbin directories that hold nft, iptables, ip...
+  setFallbackDirs(SBIN_DIRS);
   const [cmd, ...rest] = argv;
   if (cmd === undefined) {
     err(`CNI plugin portmap ${VERSION}\n${PROTOCOLS}\n(run "portmap --help" for operator commands)\n`);
@@ -112,25 +94,18 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     const { runUninstall } = await import('./uninstall.js');
     return runUninstall(rest, out, err);
   }
-  if (cmd === 'list' || cmd === 'doctor') {
-    const opts = parseOptions(rest, cmd === 'doctor');
-    if (opts.bad !== undefined) {
-      err(`portmap ${cmd}: unknown option ${JSON.stringify(opts.bad)}\n\n${HELP}`);
-      return 2;
-    }
-    rootNote();
-    if (cmd === 'list') {
-      const { runList } = await import('./list.js');
-      return runList(opts, out, err);
-    }
-    const { runDoctor } = await import('./doctor/run.js');
-    return runDoctor(opts, out);
+  if (cmd === 'list') {
+    const { runListCommand } = await import('./list.js');
+    return runListCommand(rest, self(), out, err);
+  }
+  if (cmd === 'doctor') {
+    const { runDoctorCommand } = await import('./doctor/run.js');
+    return runDoctorCommand(rest, self(), out, err);
   }
   if (cmd === 'restore' || cmd === 'watch') {
-    rootNote();
     const { runRestoreCommand } = await import('./restore.js');
-    return runRestoreCommand(cmd, rest, out, err);
+    return runRestoreCommand(cmd, rest, out, err, self());
   }
-  err(`portmap: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
-  return 2;
+  err(`portmap: unknown command ${JSON.stringify(cmd)}\nRun "portmap --help" for the commands.\n`);
+  return EXIT_USAGE;
 }

@@ -29,3 +29,12 @@ export function wrap(text: string, width = 100, indent = '    '): string {
   if (line.trim()) out.push(line);
   return out.join('\n');
 }
+
+/** One shell word: as is when it needs no quoting, else in single quotes (pasteable into sh and bash). */
+export function shellQuote(word: string): string {
+  if (word !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A command line from its words, each quoted as needed. */
+export const commandLine = (words: readonly string[]): string => words.map(shellQuote).join(' ');

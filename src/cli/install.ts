@@ -18,33 +18,48 @@ import { commitTemp, fileContains, keepAs, ownershipOf, sameContent, stageCopy, 
 import { BINARY_MARKER, type RunningExecutable, runningExecutable } from './executable.js';
 import { usageExit } from './usage.js';
 import { DEFAULT_CNI_BIN_DIR, DEFAULT_CNI_CONF_DIR } from './cni-dirs.js';
+import { releaseFile } from './version.js';
 
 export const PLUGIN_NAME = 'portmap';
 export const ORIG_SUFFIX = '.orig';
 export const PREVIOUS_SUFFIX = '.previous';
 
-export const INSTALL_HELP = `portmap install [options]: install this executable as the CNI portmap plugin
+export const INSTALL_HELP = `Usage: portmap install [--cni-bin-dir DIR] [--chain [--kubernetes --service-cidr CIDR]] [OPTIONS]
 
-Copies the running executable to DIR/portmap (atomically: a temporary file in DIR renamed over the old
-one, so a runtime exec'ing the plugin mid-upgrade runs the old file or the new one). What it replaces is
-kept: DIR/portmap.orig (another plugin, e.g. the reference portmap: "portmap uninstall" puts it back) or
-DIR/portmap.previous (an older version of this one: "DIR/portmap.previous install" rolls back).
-Running it again changes nothing.
+Installs this executable as the CNI portmap plugin: copies it to DIR/portmap atomically (a temporary
+file in DIR renamed over the old one, so a runtime exec'ing the plugin mid-upgrade runs the old file
+or the new one). What it replaces is kept: DIR/portmap.orig (another plugin, e.g. the reference
+portmap: "portmap uninstall" puts it back) or DIR/portmap.previous (an older version of this one:
+"DIR/portmap.previous install" rolls back). Running it again changes nothing. Run it as root.
 
+Options:
   --cni-bin-dir DIR     the CNI plugin directory (default ${DEFAULT_CNI_BIN_DIR}; created if missing)
   --chain               also add {"type": "portmap", "capabilities": {"portMappings": true}} to the
-                        plugin list of the conflist the runtime loads (the first .conf/.conflist/.json
-                        of the conf dir in byte order), when it has no portmap yet; everything else in
-                        the file stays as it is. A single-plugin .conf becomes a .conflist.
+                        plugin list of the conflist the runtime loads (the first .conf, .conflist
+                        or .json of the conf dir in byte order), when it has no portmap yet; the
+                        rest of the file stays as it is. A single-plugin .conf becomes a .conflist.
   --cni-conf-dir DIR    the CNI configuration directory (default ${DEFAULT_CNI_CONF_DIR})
   --kubernetes          with --chain: add the Service-safe settings ("afterServices": true and the
                         "serviceCIDRs" given with --service-cidr)
   --service-cidr CIDR   the cluster's Service range (repeat, or separate with commas)
   --dry-run             show what would change (the conflist as a diff), change nothing
   --allow-script        install the node-run bundle (it needs node >= 20 on the node's PATH)
-  --repeat SECONDS      stay running and apply it again every SECONDS (a DaemonSet's container: puts
-                        portmap back when the network plugin rewrites its conflist); exits on SIGTERM
-  --json                report as JSON
+  --repeat SECONDS      stay running and apply it again every SECONDS (a DaemonSet's container:
+                        puts portmap back when the network plugin rewrites its conflist); exits on
+                        SIGTERM
+  --json, -j            report as JSON ({"dryRun", "binary", "chain"}; {"error"} when it fails)
+  --help, -h            this text
+
+Examples:
+  ./${releaseFile()} install --chain --dry-run
+  ./${releaseFile()} install --chain --kubernetes --service-cidr 10.96.0.0/12
+  /opt/cni/bin/portmap.previous install
+
+Exit status:
+  0  installed, or already installed (nothing to do)
+  1  failed: the message says why (not root: run it as root); a failed smoke test of the new file
+     replaces nothing
+  2  usage error (an unknown option, a missing or bad value)
 `;
 
 export interface InstallOptions {

@@ -131,6 +131,8 @@ function readReference(doc: Listing, out: Ruleset): void {
       podIP: d.podIP,
       containerPort: d.containerPort ?? d.hostPort,
       ...(r.comment ? { containerID: r.comment } : {}),
+      chain: r.chain,
+      ...(typeof r.handle === 'number' ? { handle: r.handle } : {}),
       localhost: family === 4 && localhost.has(d.podIP),
     });
   }

@@ -2,8 +2,9 @@
 import { DEFAULT_CNI_CACHE_DIR } from '../cni/cache.js';
 import { DEFAULT_DATA_DIR } from '../plugin/records.js';
 import { type RestoreReport, restoreAll } from '../plugin/restore.js';
-import { table } from './format.js';
-import { usageExit } from './usage.js';
+import { EXIT_UNREADABLE, isPermissionText } from './completeness.js';
+import { commandLine, table } from './format.js';
+import { EXIT_USAGE, usageExit } from './usage.js';
 
 export interface RestoreCliOptions {
   json: boolean;
@@ -39,31 +40,104 @@ export function formatRestore(r: RestoreReport, dryRun = false): string {
   return `${lines.join('\n')}\n`;
 }
 
-export async function runRestore(opts: RestoreCliOptions, write: (s: string) => void): Promise<number> {
-  const report = await restoreAll({
-    dataDir: opts.dataDir,
-    ...(opts.adopt ? { cacheDir: opts.cacheDir } : {}),
-    force: opts.force,
-    dryRun: opts.dryRun,
-  });
+/** Whether an error (thrown, or a backend's) is for lack of privileges. */
+const denied = (e: { code?: unknown; message: string }): boolean =>
+  e.code === 'EACCES' || e.code === 'EPERM' || isPermissionText(e.message);
+
+/**
+ * Exit status 0 when every live attachment was restored or intact, 1 when some could not be, 4 when it
+ * was not permitted to read or write what it needs (not root). `argv`: how it was run, for the hint.
+ */
+export async function runRestore(
+  opts: RestoreCliOptions,
+  write: (s: string) => void,
+  warn: (s: string) => void = (s) => process.stderr.write(s),
+  argv: readonly string[] = ['portmap', 'restore'],
+): Promise<number> {
+  const asRoot = `  run it as root:\n    sudo ${commandLine(argv)}\n`;
+  let report: RestoreReport;
+  try {
+    report = await restoreAll({
+      dataDir: opts.dataDir,
+      ...(opts.adopt ? { cacheDir: opts.cacheDir } : {}),
+      force: opts.force,
+      dryRun: opts.dryRun,
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (opts.json) write(`${JSON.stringify({ ok: false, error: err.message })}\n`);
+    if (!denied(err)) {
+      warn(`portmap restore: ${err.message}\n`);
+      return 1;
+    }
+    warn(`portmap restore: nothing was restored: ${err.message}\n${asRoot}`);
+    return EXIT_UNREADABLE;
+  }
   write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatRestore(report, opts.dryRun));
-  return report.ok ? 0 : 1;
+  if (report.ok) return 0;
+  if (report.backends.some((b) => b.error !== undefined && denied({ message: b.error }))) {
+    warn(`portmap restore: a backend was not permitted to read or write the rules\n${asRoot}`);
+    return EXIT_UNREADABLE;
+  }
+  return 1;
 }
 
-export const RESTORE_HELP = `portmap restore [--json] [--data-dir DIR] [--cni-cache-dir DIR] [--no-adopt] [--force] [--dry-run]
-  Re-creates the hostPort rules of every live pod from portmap's records (DIR defaults to
-  ${DEFAULT_DATA_DIR}; use the conflists' "dataDir" if they set one), in one transaction per backend
-  and family, under the same lock as CNI calls. Only what is damaged is rewritten (--force: every
-  attachment). Records of pods that are gone are reported and removed. Attachments the runtime's
-  libcni cache (--cni-cache-dir, default ${DEFAULT_CNI_CACHE_DIR}) lists with a chained portmap and
-  port mappings but without a record (pods started under the reference plugin) are adopted
-  (--no-adopt: not). --dry-run changes nothing. Exit 0 when everything live was restored or intact.
+export const RESTORE_HELP = `Usage: portmap restore [--json] [--data-dir DIR] [--cni-cache-dir DIR] [--no-adopt] [--force]
+                       [--dry-run]
 
-portmap watch [--data-dir DIR] [--cni-cache-dir DIR] [--no-adopt] [--legacy-interval SECONDS]
-  Runs until SIGTERM: follows netfilter changes (nft monitor) and restores, as portmap restore does,
-  within a second after our rules vanish; the legacy iptables flavour is checked every SECONDS
-  (default 2). Logs each restore to stderr (PORTMAP_LOG_FILE also to a file). See
-  contrib/systemd/portmap-watch.service.
+Re-creates the hostPort rules of every live pod from portmap's records, e.g. after a firewall reload
+(nftables.service, firewall-cmd --reload, iptables -t nat -F) flushed them: in one transaction per
+backend and family, under the same lock as CNI calls. Only what is damaged is rewritten. Records of
+pods that are gone are reported and removed. Attachments the runtime's libcni cache lists with a
+chained portmap and port mappings but without a record (pods started under the reference plugin) are
+adopted. Run it as root in the node's network namespace.
+
+Options:
+  --json, -j            print the report as JSON ({"restored", "intact", "skipped", "backends",
+                        "ok"})
+  --data-dir DIR        portmap's records (default ${DEFAULT_DATA_DIR}; the conflists'
+                        "dataDir" if they set one)
+  --cni-cache-dir DIR   the runtime's libcni cache, for adoption (default ${DEFAULT_CNI_CACHE_DIR})
+  --no-adopt            do not adopt attachments from the libcni cache
+  --force               rewrite every live attachment's rules, damaged or not
+  --dry-run             say what would be restored, change nothing
+  --help, -h            this text
+
+Examples:
+  /opt/cni/bin/portmap restore --dry-run
+  /opt/cni/bin/portmap restore
+
+Exit status:
+  0  every live attachment was restored or found intact (or there was none)
+  1  some could not be restored (a backend failed: the report says which and why)
+  2  usage error (an unknown option, a missing or relative directory)
+  4  not permitted to read or write the records or the rules (not root): nothing was restored
+`;
+
+export const WATCH_HELP = `Usage: portmap watch [--data-dir DIR] [--cni-cache-dir DIR] [--no-adopt] [--legacy-interval SECONDS]
+
+Runs until SIGTERM or SIGINT: follows netfilter changes (nft monitor) and, as portmap restore does,
+restores within a second after our rules vanish; the legacy iptables flavour (which sends no events)
+is checked every SECONDS, and everything every 60 s. Logs each restore to stderr (PORTMAP_LOG_FILE:
+also to a file). Run it as root in the node's network namespace, e.g. as
+contrib/systemd/portmap-watch.service.
+
+Options:
+  --data-dir DIR               portmap's records (default ${DEFAULT_DATA_DIR})
+  --cni-cache-dir DIR          the runtime's libcni cache, for adoption (default
+                               ${DEFAULT_CNI_CACHE_DIR})
+  --no-adopt                   do not adopt attachments from the libcni cache
+  --legacy-interval SECONDS    how often to check the legacy iptables flavour (default 2, at
+                               least 0.1)
+  --help, -h                   this text
+
+Examples:
+  /opt/cni/bin/portmap watch
+  PORTMAP_LOG=debug /opt/cni/bin/portmap watch --legacy-interval 5
+
+Exit status:
+  0  stopped by SIGTERM or SIGINT
+  2  usage error (an unknown option, a bad value)
 `;
 
 export type RestoreArgs = (RestoreCliOptions & { legacyInterval: number; help: boolean }) | { bad: string };
@@ -95,11 +169,25 @@ export function parseRestoreArgs(args: readonly string[]): RestoreArgs {
 }
 
 /** `portmap restore ...` and `portmap watch ...` from the command line. */
-export async function runRestoreCommand(cmd: 'restore' | 'watch', args: readonly string[], write: (s: string) => void, warn: (s: string) => void): Promise<number> {
+export async function runRestoreCommand(
+  cmd: 'restore' | 'watch',
+  args: readonly string[],
+  write: (s: string) => void,
+  warn: (s: string) => void,
+  self = 'portmap',
+): Promise<number> {
   const o = parseRestoreArgs(args);
-  const early = usageExit(cmd, 'bad' in o ? { error: o.bad } : o, RESTORE_HELP, write, warn);
-  if (early !== undefined || 'bad' in o) return early ?? 2;
-  if (cmd === 'restore') return runRestore(o, write);
+  const help = cmd === 'restore' ? RESTORE_HELP : WATCH_HELP;
+  const early = usageExit(cmd, 'bad' in o ? { error: o.bad } : o, help, write, warn);
+  if (early !== undefined || 'bad' in o) return early ?? EXIT_USAGE;
+  if (cmd === 'restore') return runRestore(o, write, warn, [self, cmd, ...args]);
+  if (o.json || o.force || o.dryRun) {
+    warn(`portmap watch: ${o.json ? '--json' : o.force ? '--force' : '--dry-run'} is a restore option\n`);
+    return EXIT_USAGE;
+  }
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    warn(`portmap watch: warning: not running as root: its restores will fail (run it as root: sudo ${commandLine([self, cmd, ...args])})\n`);
+  }
   const { runWatch } = await import('./watch.js');
   return runWatch({ dataDir: o.dataDir, cacheDir: o.cacheDir, adopt: o.adopt, legacyInterval: o.legacyInterval, safetyInterval: 60 });
 }

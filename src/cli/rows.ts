@@ -28,10 +28,14 @@ export interface ListRow extends ForwardRow {
   source: RowSource;
   /** iptables: destinations the CNI-DN chain RETURNs first (serviceCIDRs) */
   excludes?: string[];
-  /** iptables: the CNI-DN-* chain holding the DNAT */
+  /** iptables: the CNI-DN-* chain holding the DNAT; the reference plugin's nft tables: the chain of its rule */
   chain?: string;
+  /** The reference plugin's nft tables: the handle of the rule (to delete it) */
+  handle?: number;
   /** Whether node -> 127.0.0.1:hostPort is forwarded (IPv4, snat on). */
   localhost?: boolean;
+  /** The Kubernetes pod, when the attachment's record names it. */
+  pod?: { namespace: string; name: string };
 }
 
 /** A row as `portmap list --json` prints it: the source as its label. */

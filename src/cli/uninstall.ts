@@ -33,23 +33,35 @@ import { chainsToRead, DEFAULT_MARK_MASQ_BIT, familyDocument, reconstruct } from
 import { usageExit } from './usage.js';
 
 
-export const UNINSTALL_HELP = `portmap uninstall [options]: go back to the reference portmap plugin, keeping every hostPort
+export const UNINSTALL_HELP = `Usage: portmap uninstall [--cni-bin-dir DIR] [--reference FILE] [--dry-run] [OPTIONS]
 
-Run as root in the node's network namespace. Re-creates every hostPort forward held by this plugin's
-nftables table (inet ${TABLE}) in the reference plugin's iptables layout (one iptables-restore per
-family), puts back DIR/portmap.orig (the plugin the first "portmap install" replaced), removes this
-plugin's files from DIR, then deletes the nftables table. The reference plugin then forwards, checks and
-deletes those pods. Changes nothing when a forward cannot be converted (it says which). Running it again
-is safe. Pods created while it runs should be avoided (it holds this plugin's lock meanwhile).
+Goes back to the reference portmap plugin, keeping every hostPort. Run it as root in the node's
+network namespace. Re-creates every hostPort forward held by this plugin's nftables table (inet
+${TABLE}) in the reference plugin's iptables layout (one iptables-restore per family), puts back
+DIR/portmap.orig (the plugin the first "portmap install" replaced), removes this plugin's files from
+DIR, then deletes the nftables table. The reference plugin then forwards, checks and deletes those
+pods. Changes nothing when a forward cannot be converted (it says which). Running it again is safe.
+Avoid creating pods while it runs (it holds this plugin's lock meanwhile).
 
+Options:
   --cni-bin-dir DIR     the CNI plugin directory (default ${DEFAULT_CNI_BIN_DIR})
   --reference FILE      install FILE as DIR/portmap when there is no DIR/portmap.orig
   --data-dir DIR        our attachment records (default /var/lib/cni/portmap): each pod's exact plan
-  --cni-cache-dir DIR   the runtime's cached CNI results, for each pod's exact subnet when it has no record
-                        (default ${DEFAULT_CNI_CACHE_DIR})
+  --cni-cache-dir DIR   the runtime's cached CNI results, for each pod's exact subnet when it has no
+                        record (default ${DEFAULT_CNI_CACHE_DIR})
   --mark-masq-bit N     the conflists' markMasqBit, when not the default ${DEFAULT_MARK_MASQ_BIT}
   --dry-run             show the iptables documents and the steps, change nothing
-  --json                report as JSON
+  --json, -j            report as JSON ({"error"} when it fails)
+  --help, -h            this text
+
+Examples:
+  /opt/cni/bin/portmap uninstall --dry-run
+  /opt/cni/bin/portmap uninstall --reference /usr/lib/cni/portmap
+
+Exit status:
+  0  done (or nothing was left to do)
+  1  refused or failed: the message says why and what was left as it was
+  2  usage error (an unknown option, a missing or bad value)
 `;
 
 export interface UninstallOptions {

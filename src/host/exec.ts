@@ -19,17 +19,51 @@ const PACKAGE_OF: Record<string, string> = {
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** Whether a program is on PATH (no process is spawned). */
-export function onPath(program: string, path = process.env.PATH ?? ''): boolean {
-  return path.split(delimiter).some((dir) => {
-    if (!dir) return false;
-    try {
-      accessSync(join(dir, program), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+/**
+ * Where root's tools live (nft, iptables, conntrack, ip...). A runtime or `sudo` may run us with a PATH
+ * without them; the operator commands also look there after PATH (see setFallbackDirs).
+ */
+export const SBIN_DIRS: readonly string[] = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+/** Directories searched after PATH; none unless a caller (the operator CLI) sets them. */
+let fallbackDirs: readonly string[] = [];
+
+/** Makes `onPath`, `locate` and `run` also search these directories, after PATH (process-wide). */
+export function setFallbackDirs(dirs: readonly string[]): void {
+  fallbackDirs = [...dirs];
+}
+
+const executableIn = (dir: string, program: string): string | undefined => {
+  if (!dir) return undefined;
+  const file = join(dir, program);
+  try {
+    accessSync(file, constants.X_OK);
+    return file;
+  } catch {
+    return undefined;
+  }
+};
+
+/** Where a program is: the first PATH directory holding it (onPath), else the first fallback directory. */
+export function locate(
+  program: string,
+  path = process.env.PATH ?? '',
+  fallback: readonly string[] = fallbackDirs,
+): { file: string; onPath: boolean } | undefined {
+  for (const dir of path.split(delimiter)) {
+    const file = executableIn(dir, program);
+    if (file) return { file, onPath: true };
+  }
+  for (const dir of fallback) {
+    const file = executableIn(dir, program);
+    if (file) return { file, onPath: false };
+  }
+  return undefined;
+}
+
+/** Whether a program can be run: on PATH, or in the fallback directories (no process is spawned). */
+export function onPath(program: string, path = process.env.PATH ?? '', fallback: readonly string[] = fallbackDirs): boolean {
+  return locate(program, path, fallback) !== undefined;
 }
 
 export interface RunOptions {
@@ -75,11 +109,25 @@ const commandLine = (command: string, args: readonly string[]): string =>
 /** How the backends and verbs run a program: `run` below, or a recording fake in unit tests. */
 export type Runner = (command: string, args: readonly string[], opts?: RunOptions) => Promise<RunResult>;
 
-/** Runs a program directly (never through a shell) with a timeout, optional stdin, captured output. */
+/**
+ * Runs a program directly (never through a shell) with a timeout, optional stdin, captured output.
+ * A bare name not found on PATH is looked for in the fallback directories (setFallbackDirs), if any.
+ */
 export function run(command: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  if (fallbackDirs.length === 0 || command.includes('/')) return spawnOnce(command, command, args, opts);
+  return spawnOnce(command, command, args, opts).catch((err: unknown) => {
+    if (!(err instanceof CommandError) || err.kind !== 'missing') throw err;
+    const found = locate(command, '', fallbackDirs);
+    if (!found) throw err;
+    return spawnOnce(found.file, command, args, opts);
+  });
+}
+
+/** One spawn of `file`; messages name the program as `command`. */
+function spawnOnce(file: string, command: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
+    const child = spawn(file, args, {
       // Without input, stdin is /dev/null: no pipe to create and write to.
       stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       env: opts.env ?? process.env,
@@ -107,7 +155,8 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
         const pkg = PACKAGE_OF[command];
         reject(
           new CommandError(
-            `${command} not found on PATH${pkg ? `: install it (Debian/Ubuntu: apt-get install ${pkg})` : ''}`,
+            `${command} not found on PATH${fallbackDirs.length > 0 ? ` or in ${fallbackDirs.join(', ')}` : ''}` +
+              `${pkg ? `: install it (Debian/Ubuntu: apt-get install ${pkg})` : ''}`,
             command, args, null, '', 'missing',
           ),
         );

@@ -1,19 +1,23 @@
 /**
  * `portmap list` and `portmap doctor` against a real node namespace: every doctor finding is provoked,
- * seen, fixed and seen gone; `list` is compared with the traffic that actually flows.
+ * seen, fixed and seen gone; `list` is compared with the traffic that actually flows; both run as a
+ * user without privileges say so (exit 4) instead of reporting an empty, healthy node.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE_V4, NODE_V4_B, PLUGIN, type Pod, type PortMappingInput, REFERENCE_PORTMAP, ROOT, TestBed, inNs, reply, sh } from './harness.js';
+import { STANDALONE } from './standalone.js';
 
 interface Finding {
   id: string;
   severity: string;
   message: string;
   fix: string;
+  commands?: string[];
+  where?: { file: string; plugin?: number; key?: string; suggestion?: string };
 }
 interface Row {
   origin: string;
@@ -28,10 +32,25 @@ interface Row {
   network?: string;
 }
 
-async function doctor(bed: TestBed, confDir: string, env?: NodeJS.ProcessEnv): Promise<{ code: number; findings: Finding[] }> {
-  const res = await inNs(bed.node, [PLUGIN, 'doctor', '--json', '--cni-conf-dir', confDir], { ok: [1], ...(env ? { env } : {}) });
-  const doc = JSON.parse(res.stdout) as { findings: Finding[] };
-  return { code: res.code, findings: doc.findings };
+interface DoctorDoc {
+  healthy: boolean;
+  complete: boolean;
+  findings: Finding[];
+  notes: string[];
+  unreadable: Array<{ what: string; source: string; error: string; permission: boolean; rules: boolean }>;
+  rerun?: string;
+}
+
+/** doctor --json in the node namespace; exit 4 (not everything read) is an error unless `ok` has it. */
+async function doctor(bed: TestBed, confDir: string, env?: NodeJS.ProcessEnv, extra: string[] = [], ok = [1]): Promise<{ code: number; findings: Finding[]; doc: DoctorDoc }> {
+  const res = await inNs(bed.node, [PLUGIN, 'doctor', '--json', '--cni-conf-dir', confDir, ...extra], { ok, ...(env ? { env } : {}) });
+  const doc = JSON.parse(res.stdout) as DoctorDoc;
+  return { code: res.code, findings: doc.findings, doc };
+}
+
+/** The commands of a fix, pasted into a shell in the node namespace, as an operator would. */
+async function paste(bed: TestBed, commands: readonly string[]): Promise<void> {
+  await inNs(bed.node, ['sh', '-ec', commands.join('\n')]);
 }
 
 const ids = (f: Finding[]): string[] => [...new Set(f.map((x) => x.id))].sort();
@@ -144,12 +163,18 @@ describe('portmap doctor: each finding provoked, detected, fixed', () => {
     const f = d.findings.filter((x) => x.id === 'duplicate-hostport');
     expect(f).toHaveLength(1);
     expect(f[0]!.message).toMatch(new RegExp(`${p1.ip4}:80 \\(refnet/ref-first\\) \\[reference plugin, iptables-nft CNI-DN-\\w+\\] receives the traffic`));
-    expect(f[0]!.fix).toMatch(/iptables.* -t nat -X CNI-DN-/);
+    expect(f[0]!.commands).toEqual(expect.arrayContaining([expect.stringMatching(/^iptables-nft -t nat -X CNI-DN-\w+$/)]));
     expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 7100)).tag).toBe('first');
-    // the stale one goes: the finding goes, the new pod answers
-    await reference(bed, 'DEL', 'ref-first', p1, m);
+    // the stale one goes, by the commands the fix prints for it (pasted whole): the finding goes, the new pod answers
+    // (one block per owner and family, each under its "# remove ..." line)
+    const blocks: string[][] = [];
+    for (const c of f[0]!.commands!) if (c.startsWith('#')) blocks.push([c]); else blocks.at(-1)!.push(c);
+    const first = blocks.filter((b) => b[0]!.includes('(refnet/ref-first)'));
+    expect(first).toHaveLength(2); // IPv4 and IPv6
+    await paste(bed, first.flat());
     expect(ids((await doctor(bed, conf)).findings)).not.toContain('duplicate-hostport');
     expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 7100)).tag).toBe('second');
+    expect((await inNs(bed.node, ['iptables-save', '-t', 'nat'])).stdout).not.toContain('ref-first');
     await reference(bed, 'DEL', 'ref-second', p2, m);
   });
 
@@ -196,7 +221,8 @@ describe('portmap doctor: each finding provoked, detected, fixed', () => {
     try {
       const d = await doctor(bed, conf);
       expect(ids(d.findings)).toEqual(['ip-forward-off', 'route-localnet-off']);
-      expect(d.findings.find((x) => x.id === 'route-localnet-off')!.fix).toContain('net.ipv4.conf.cni0.route_localnet=1');
+      expect(d.findings.find((x) => x.id === 'route-localnet-off')!.commands).toEqual(['sysctl -w net.ipv4.conf.cni0.route_localnet=1']);
+      expect(d.findings.find((x) => x.id === 'ip-forward-off')!.commands![0]).toBe('sysctl -w net.ipv4.ip_forward=1');
     } finally {
       // ip_forward=1 resets per-interface settings; route_localnet is restored explicitly
       await inNs(bed.node, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1', 'net.ipv4.conf.cni0.route_localnet=1']);
@@ -204,18 +230,155 @@ describe('portmap doctor: each finding provoked, detected, fixed', () => {
     expect((await doctor(bed, conf)).findings).toEqual([]);
   });
 
-  it('nft, iptables and conntrack missing', async () => {
+  it('tools outside PATH are found in /usr/sbin and noted, not reported missing; really missing ones are', async () => {
     const bin = mkdtempSync(join(tmpdir(), 'pm-path-'));
     try {
       await sh(['ln', '-s', process.execPath, join(bin, 'node')]);
-      for (const t of ['ip', 'ss']) await sh(['ln', '-s', (await sh(['sh', '-c', `command -v ${t}`])).stdout.trim(), join(bin, t)]);
-      const d = await doctor(bed, conf, { ...process.env, PATH: bin });
-      expect(ids(d.findings)).toEqual(expect.arrayContaining(['tool-missing-conntrack', 'tool-missing-iptables', 'tool-missing-nft']));
-      expect(d.findings.find((x) => x.id === 'tool-missing-nft')!.fix).toContain('apt-get install nftables');
+      for (const t of ['ip', 'ss']) copyFileSync((await sh(['sh', '-c', `command -v ${t}`])).stdout.trim(), join(bin, t));
+      await sh(['chmod', '0755', join(bin, 'ip'), join(bin, 'ss')]);
+      // PATH without /usr/sbin (a runtime's, sudo's): nft and iptables are there, and used from there
+      const reduced = await doctor(bed, conf, { ...process.env, PATH: bin });
+      expect(reduced.findings).toEqual([]);
+      expect(reduced.doc.complete).toBe(true);
+      expect(reduced.doc.notes.join('\n')).toMatch(/installed but not on PATH .*nft \(\/usr\/sbin\/nft\)/);
+      // /usr/sbin (and /sbin, its link) and /usr/local/sbin hidden: now they are missing, and nothing could be read
+      const hidden = await inNs(bed.node, [
+        '/usr/bin/unshare', '--mount', '--propagation', 'private', '/bin/sh', '-c',
+        '/usr/bin/mount -t tmpfs tmpfs /usr/sbin && /usr/bin/mount -t tmpfs tmpfs /usr/local/sbin && exec "$@"', 'sh',
+        PLUGIN, 'doctor', '--json', '--cni-conf-dir', conf,
+      ], { env: { ...process.env, PATH: bin }, ok: [4] });
+      expect(hidden.code).toBe(4);
+      const doc = JSON.parse(hidden.stdout) as DoctorDoc;
+      expect(ids(doc.findings)).toEqual(expect.arrayContaining(['tool-missing-conntrack', 'tool-missing-iptables', 'tool-missing-nft']));
+      expect(doc.findings.find((x) => x.id === 'tool-missing-nft')!.commands).toEqual(['apt-get install nftables']);
+      expect(doc).toMatchObject({ healthy: false, complete: false });
+      expect(doc.unreadable.map((u) => u.what)).toEqual(['hostPort rules']);
     } finally {
       rmSync(bin, { recursive: true, force: true });
     }
     expect((await doctor(bed, conf)).findings).toEqual([]);
+  });
+
+  it('a conflist whose portmap entry has "backend": "nft": an error naming file, entry and key, and indeed ADD fails', async () => {
+    const file = join(conf, '20-nft.conflist');
+    writeFileSync(file, JSON.stringify({ cniVersion: '1.0.0', name: 'nftnet', plugins: [{ type: 'bridge' }, { type: 'portmap', backend: 'nft', capabilites: { portMappings: true } }] }));
+    try {
+      const f = (await doctor(bed, conf)).findings;
+      const invalid = f.find((x) => x.id === 'conflist-invalid-value')!;
+      expect(invalid.message).toContain(`${file}: plugins[1] (portmap): unrecognized backend "nft": backend must be "nftables" or "iptables"`);
+      expect(invalid.where).toEqual({ file, plugin: 1, key: 'backend' });
+      // 20-nft sorts after 10-net, which the runtime loads: not an error there, but a warning
+      expect(invalid.severity).toBe('warning');
+      const typo = f.find((x) => x.id === 'conflist-config-warning')!;
+      expect(typo.where).toEqual({ file, plugin: 1, key: 'capabilites', suggestion: 'capabilities' });
+      expect(ids(f)).toContain('conflist-missing-capability');
+      // what the finding says: the plugin refuses every ADD of that configuration (CNI error 7)
+      const pod = await bed.addPod([]);
+      const add = await bed.plugin({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'nft-typo', CNI_NETNS: pod.netnsPath, CNI_IFNAME: 'eth0' },
+        { ...bed.portmapConfig({ backend: 'nft' }), prevResult: pod.result });
+      expect(add.code).toBe(1);
+      expect(add.json).toMatchObject({ code: 7, msg: 'unrecognized backend "nft"' });
+      await bed.delPod(pod);
+    } finally {
+      rmSync(file);
+    }
+    expect((await doctor(bed, conf)).findings).toEqual([]);
+  });
+});
+
+describe('portmap doctor: a host port taken over by a second pod', () => {
+  let bed: TestBed;
+  beforeAll(async () => {
+    bed = await TestBed.create({ portmap: { backend: 'nftables' } });
+  });
+  afterAll(() => bed?.destroy());
+
+  const audit = (ok = [1]) => doctor(bed, bed.dir, undefined, ['--data-dir', bed.dataDir, '--cni-cache-dir', join(bed.cacheDir, 'results')], ok);
+
+  it('reports who held it and who has it now (with the pod name its record keeps), then the pasted restore gives it back', async () => {
+    const m = [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }];
+    const a = await bed.addPod(m);
+    await bed.serve(a.netns, 'A', 80);
+    // B: another pod asking for 8080, ADDed as kubelet's runtime does (CNI_ARGS with the pod's names)
+    const b = await bed.addPod([]);
+    await bed.serve(b.netns, 'B', 80);
+    const env = { CNI_CONTAINERID: 'web-b-id', CNI_NETNS: b.netnsPath, CNI_IFNAME: 'eth0', CNI_ARGS: 'K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-b' };
+    const config = { ...bed.portmapConfig({ runtimeConfig: { portMappings: m } }), prevResult: b.result };
+    expect((await bed.plugin({ ...env, CNI_COMMAND: 'ADD' }, config)).code).toBe(0);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080)).tag).toBe('B');
+    const d = await audit();
+    const taken = d.findings.filter((x) => x.id === 'hostport-taken-over');
+    expect(taken).toHaveLength(1);
+    expect(taken[0]!.severity).toBe('warning');
+    expect(taken[0]!.message).toMatch(new RegExp(
+      `^hostPorts 8080/tcp, 8080/tcp \\(IPv6\\) were held by testnet/${a.id}/eth0 \\(${a.ip4!.replace(/\./g, '\\.')}\\) since \\S+Z; ` +
+      `now pod shop/web-b \\(testnet/web-b-id/eth0, ${b.ip4!.replace(/\./g, '\\.')}\\) has them, since \\S+Z`,
+    ));
+    expect(taken[0]!.fix).toMatch(/delete the older pod \(testnet\/.*\), or change its hostPort/);
+    expect(ids(d.findings)).not.toContain('hostport-not-forwarded');
+    // B goes: A's forward does not come back by itself; the fix's command, pasted, restores it
+    expect((await bed.plugin({ ...env, CNI_COMMAND: 'DEL' }, bed.portmapConfig({ runtimeConfig: { portMappings: m } }))).code).toBe(0);
+    const gone = (await audit()).findings.find((x) => x.id === 'hostport-not-forwarded')!;
+    expect(gone.message).toContain(a.id);
+    expect(gone.commands).toEqual([`${PLUGIN} restore --data-dir ${bed.dataDir} --cni-cache-dir ${join(bed.cacheDir, 'results')}`]);
+    await paste(bed, gone.commands!);
+    expect(reply(await bed.request(bed.client, 'tcp', NODE_V4, 8080)).tag).toBe('A');
+    expect((await audit([0])).findings).toEqual([]);
+    await bed.delPod(a);
+    await bed.delPod(b);
+  });
+});
+
+describe('portmap list and doctor without privileges', () => {
+  let bed: TestBed;
+  beforeAll(async () => {
+    bed = await TestBed.create({ portmap: { backend: 'nftables' } });
+    await bed.addPod([{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
+  });
+  afterAll(() => bed?.destroy());
+
+  const asNobody = (args: string[], ok = [4]) =>
+    inNs(bed.node, ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...args], { ok });
+
+  it.each([['the bundle', PLUGIN], ['the standalone executable', STANDALONE]])('%s: list exits 4 and says to run it as root, never "No hostPort mappings"', async (_what, exe) => {
+    const text = await asNobody([exe, 'list']);
+    expect(text.code).toBe(4);
+    expect(text.stdout).toBe('');
+    expect(text.stderr).toContain("portmap list: could not read the node's hostPort rules: not running as root (uid 65534)");
+    expect(text.stderr).toContain(`\n    sudo ${exe} list\n`);
+    expect(text.stderr).toMatch(/nft ruleset \(nft -j list ruleset\): exit 1: Operation not permitted/);
+    const json = await asNobody([exe, 'list', '--json']);
+    expect(json.code).toBe(4);
+    const doc = JSON.parse(json.stdout) as { mappings: unknown[]; complete: boolean; rerun: string; unreadable: Array<{ what: string; permission: boolean }> };
+    expect(doc).toMatchObject({ mappings: [], complete: false, rerun: `sudo ${exe} list --json` });
+    expect(doc.unreadable.find((u) => u.what === 'nft ruleset')?.permission).toBe(true);
+    // as root the same command lists the mapping
+    expect((JSON.parse((await inNs(bed.node, [exe, 'list', '--json'])).stdout) as { mappings: Array<{ hostPort: number }> }).mappings.map((m) => m.hostPort)).toContain(8080);
+  });
+
+  it('doctor exits 4, "healthy": false and "complete": false, with what was not read and why', async () => {
+    const json = await asNobody([PLUGIN, 'doctor', '--json', '--cni-conf-dir', bed.dir, '--data-dir', bed.dataDir]);
+    expect(json.code).toBe(4);
+    const doc = JSON.parse(json.stdout) as DoctorDoc;
+    expect(doc).toMatchObject({ healthy: false, complete: false });
+    expect(doc.rerun).toBe(`sudo ${PLUGIN} doctor --json --cni-conf-dir ${bed.dir} --data-dir ${bed.dataDir}`);
+    expect(doc.unreadable.filter((u) => u.rules).every((u) => u.permission)).toBe(true);
+    expect(json.stderr).toMatch(/not all of the node could be read/);
+    const text = await asNobody([PLUGIN, 'doctor', '--cni-conf-dir', bed.dir]);
+    expect(text.stdout).not.toMatch(/no problems found/);
+    expect(text.stdout).toMatch(/^portmap doctor: could not read the node's hostPort rules: not running as root \(uid 65534\)/);
+    expect(text.stdout).toMatch(/not\s+known\s+to\s+be\s+healthy/);
+    // as root: complete, and healthy
+    const root = await doctor(bed, bed.dir, undefined, ['--data-dir', bed.dataDir, '--cni-cache-dir', join(bed.cacheDir, 'results')], [0]);
+    expect(root.doc).toMatchObject({ healthy: true, complete: true, unreadable: [] });
+  });
+
+  it('restore exits 4 with the sudo line instead of a stack trace', async () => {
+    const r = await asNobody([PLUGIN, 'restore', '--data-dir', bed.dataDir]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/^portmap restore: nothing was restored: EACCES/);
+    expect(r.stderr).toContain(`sudo ${PLUGIN} restore --data-dir ${bed.dataDir}`);
+    expect(r.stderr).not.toMatch(/ at /);
   });
 });
 

@@ -1,10 +1,12 @@
 /** How findings name a row, and how to remove the entries behind it (pure). */
-import { DNAT_CHAIN_PREFIX, TOP_DNAT } from '../../backends/iptables/render.js';
+import { DNAT_CHAIN_PREFIX, TOP_DNAT, targetOf } from '../../backends/iptables/render.js';
 import { FAMILY, TABLE } from '../../backends/nftables/json.js';
 import { REFERENCE_HOSTPORTS_CHAIN, REFERENCE_TABLE } from '../../backends/nftables/read.js';
 import { mapNames } from '../../backends/nftables/render.js';
 import { addrPort, cidrContains, isCidr, parseCidr } from '../../net/ip.js';
-import type { Facts } from '../facts.js';
+import type { Facts, IptSource } from '../facts.js';
+import { commandLine } from '../format.js';
+import { rulesOf } from '../iptables.js';
 import { type ListRow, isOurTable, sourceLabel } from '../rows.js';
 
 /** One host port of one family: rows with the same key compete for the same packets. */
@@ -25,8 +27,15 @@ export const hostPortText = (r: ListRow): string =>
 
 const ipPrefix = (r: ListRow): string => (r.family === 6 ? 'ip6' : 'ip');
 
-/** How to remove the entries behind one row. */
-export function removalHint(r: ListRow): string {
+/** The iptables nat table a row was read from. */
+const natOf = (r: ListRow, iptables: readonly IptSource[]): IptSource | undefined =>
+  r.source.kind === 'iptables' ? iptables.find((s) => s.family === r.family && s.flavour === (r.source as { flavour: string }).flavour) : undefined;
+
+/**
+ * The commands that remove the entries behind one row by hand (as root, each whole; "#" lines say what
+ * the next ones do). Deleting the pod, or a CNI GC, removes them too: that is the first thing to say.
+ */
+export function removalCommands(r: ListRow, iptables: readonly IptSource[] = []): string[] {
   const s = r.source;
   if (r.origin === 'portmap-ts' && isOurTable(s)) {
     const names = mapNames(r.family);
@@ -35,21 +44,26 @@ export function removalHint(r: ListRow): string {
       : [names.hostportsAddr, names.hostportsPort];
     const ports = r.lastHostPort !== undefined ? `${r.hostPort}-${r.lastHostPort}` : String(r.hostPort);
     const key = r.hostIP ? `${r.hostIP} . ${r.protocol} . ${ports}` : `${r.protocol} . ${ports}`;
-    const del = (map: string) => `nft delete element ${FAMILY} ${TABLE} ${map} '{ ${key} }'`;
+    const del = (map: string) => commandLine(['nft', 'delete', 'element', FAMILY, TABLE, map, `{ ${key} }`]);
     // A range has no port element (its DNAT keeps the port).
-    const byHand = r.lastHostPort !== undefined ? del(addrMap) : `${del(addrMap)}; ${del(portMap)}`;
-    return `delete the pod (its DEL removes the entry) or run a CNI GC; by hand: ${byHand}`;
+    return r.lastHostPort !== undefined ? [del(addrMap)] : [del(addrMap), del(portMap)];
   }
   if (s.kind === 'iptables') {
-    const ipt = `${ipPrefix(r)}tables${s.flavour === 'legacy' ? '-legacy' : ''}`;
-    const chain = r.chain ?? '<chain>';
-    return `delete the pod, or by hand: ${ipt}-save -t nat | grep -n ${r.chain ?? DNAT_CHAIN_PREFIX} ` +
-      `to find its jump in ${TOP_DNAT}, delete that rule (${ipt} -t nat -D ${TOP_DNAT} <rule>), ` +
-      `then ${ipt} -t nat -F ${chain} && ${ipt} -t nat -X ${chain}`;
+    const ipt = `${ipPrefix(r)}tables-${s.flavour}`;
+    const chain = r.chain ?? DNAT_CHAIN_PREFIX;
+    const jumps = rulesOf(natOf(r, iptables)?.nat ?? { chains: new Map() }, TOP_DNAT).filter((j) => targetOf(j.args) === chain);
+    return [
+      ...jumps.map((j) => commandLine([ipt, '-t', 'nat', '-D', TOP_DNAT, ...j.args])),
+      commandLine([ipt, '-t', 'nat', '-F', chain]),
+      commandLine([ipt, '-t', 'nat', '-X', chain]),
+    ];
   }
-  const chain = `${ipPrefix(r)} ${REFERENCE_TABLE} ${REFERENCE_HOSTPORTS_CHAIN}`;
-  return `delete the pod, or by hand: nft -a list chain ${chain}, then nft delete rule ${chain} handle <handle> ` +
-    `for the rule commented ${r.containerID ?? '<container id>'}`;
+  const chainWords = [ipPrefix(r), REFERENCE_TABLE, r.chain ?? REFERENCE_HOSTPORTS_CHAIN];
+  if (r.handle !== undefined) return [commandLine(['nft', 'delete', 'rule', ...chainWords, 'handle', String(r.handle)])];
+  return [
+    `# find the handle of the rule commented ${r.containerID ?? 'with the container id'}, then: nft delete rule ${chainWords.join(' ')} handle <handle>`,
+    commandLine(['nft', '-a', 'list', 'chain', ...chainWords]),
+  ];
 }
 
 /** Destinations a row never DNATs: our table's servicecidrs sets, or a CNI-DN chain's RETURN rules. */

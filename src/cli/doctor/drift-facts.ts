@@ -5,6 +5,7 @@ import { readCacheDir } from '../../plugin/adopt.js';
 import { RecordStore } from '../../plugin/records.js';
 import type { DriftFacts } from './drift.js';
 import { type Facts, allRows } from '../facts.js';
+import { failure } from '../gather.js';
 
 export interface DriftOptions {
   dataDir?: string;
@@ -19,7 +20,7 @@ export function gatherDrift(facts: Facts, opts: DriftOptions): DriftFacts {
   try {
     list = store.list();
   } catch (err) {
-    facts.errors.push(`could not read the records in ${store.dir}: ${(err as Error).message}`);
+    facts.unreadable.push(failure("portmap's records", store.dir, err, false));
   }
   const sorted = store.sort(list.records);
   const records = [
@@ -32,10 +33,11 @@ export function gatherDrift(facts: Facts, opts: DriftOptions): DriftFacts {
     cache = c.files.map((f) => ({ file: f.file, entry: f.entry, alive: f.alive }));
     for (const e of c.errors) facts.errors.push(`libcni cache ${e.file}: ${e.error}`);
   } catch (err) {
-    facts.errors.push(`could not read the libcni cache ${cacheDir}: ${(err as Error).message}`);
+    facts.unreadable.push(failure("the runtime's libcni cache", cacheDir, err, false));
   }
-  // Without a readable ruleset (nft installed but its listing failed) nothing is judged against the kernel.
-  const rulesRead = !facts.tools.nft || facts.ruleset !== undefined;
+  // Unless every source of rules was read, nothing is judged against the kernel (a pod's forwards may be
+  // in the part that could not be read).
+  const rulesRead = !facts.unreadable.some((f) => f.rules);
   return {
     ...(rulesRead ? { rows: allRows(facts) } : {}),
     records,

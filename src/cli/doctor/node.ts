@@ -1,4 +1,5 @@
 /** The node around the rules: forwarding sysctls, route_localnet, the tools. */
+import { SBIN_DIRS } from '../../host/exec.js';
 import { type Facts, TOOLS, type Tool } from '../facts.js';
 import type { ListRow } from '../rows.js';
 import type { Finding } from './finding.js';
@@ -12,8 +13,8 @@ export function checkSysctls(facts: Facts, rows: readonly ListRow[]): Finding[] 
       id: 'ip-forward-off',
       severity: 'error',
       message: `net.ipv4.ip_forward is 0: packets to a hostPort are DNATed to the pod but never forwarded to it.`,
-      fix: 'sysctl -w net.ipv4.ip_forward=1, and make it permanent in /etc/sysctl.d/ ' +
-        '(e.g. echo net.ipv4.ip_forward=1 > /etc/sysctl.d/99-forward.conf).',
+      fix: 'Turn forwarding on now, and at every boot (a file in /etc/sysctl.d/):',
+      commands: ['sysctl -w net.ipv4.ip_forward=1', 'echo net.ipv4.ip_forward=1 > /etc/sysctl.d/99-forward.conf'],
     });
   }
   if (rows.some((r) => r.family === 6) && facts.ip6Forward === '0') {
@@ -21,7 +22,8 @@ export function checkSysctls(facts: Facts, rows: readonly ListRow[]): Finding[] 
       id: 'ip6-forward-off',
       severity: 'error',
       message: `net.ipv6.conf.all.forwarding is 0 but IPv6 hostPorts exist: they are DNATed and then dropped.`,
-      fix: `sysctl -w net.ipv6.conf.all.forwarding=1 and make it permanent in /etc/sysctl.d/.`,
+      fix: 'Turn IPv6 forwarding on now, and at every boot (a file in /etc/sysctl.d/):',
+      commands: ['sysctl -w net.ipv6.conf.all.forwarding=1', 'echo net.ipv6.conf.all.forwarding=1 > /etc/sysctl.d/99-forward6.conf'],
     });
   }
   for (const l of facts.routeLocalnet) {
@@ -37,15 +39,15 @@ export function checkSysctls(facts: Facts, rows: readonly ListRow[]): Finding[] 
         : `No route to pod ${l.podIP}, which has localhost hostPorts (${ports.join(', ')}): the pod is gone ` +
           'or its network is broken.',
       fix: l.dev
-        ? `sysctl -w net.ipv4.conf.${l.dev}.route_localnet=1 (portmap sets it on ADD; a re-ADD of the pod ` +
-          'restores it).'
-        : `Delete the stale mappings (delete the pod or run a CNI GC).`,
+        ? 'Turn it on (portmap sets it on ADD: recreating the pod does it too):'
+        : 'Delete the stale mappings (delete the pod, or run a CNI GC).',
+      ...(l.dev ? { commands: [`sysctl -w net.ipv4.conf.${l.dev}.route_localnet=1`] } : {}),
     });
   }
   return out;
 }
 
-/** nft, iptables, conntrack and the tools doctor reads with. */
+/** nft, iptables, conntrack and the tools doctor reads with (on PATH, or in the sbin directories). */
 export function checkTools(facts: Facts): Finding[] {
   const why: Record<Tool, [effect: string, pkg: string]> = {
     nft: ['the nftables backend cannot program or read hostPorts', 'nftables'],
@@ -62,8 +64,18 @@ export function checkTools(facts: Facts): Finding[] {
     return {
       id: `tool-missing-${tool}`,
       severity: 'warning',
-      message: `${tool} is not on PATH: ${effect}.`,
-      fix: `apt-get install ${pkg} (or your distribution's ${pkg} package).`,
+      message: `${tool} is not installed (not on PATH, nor in ${SBIN_DIRS.join(', ')}): ${effect}.`,
+      fix: `Install the ${pkg} package (Debian/Ubuntu below; or your distribution's ${pkg} package).`,
+      commands: [`apt-get install ${pkg}`],
     };
   });
+}
+
+/** The note for tools found outside PATH: installed, and used from there, but not where a shell looks. */
+export function offPathNote(facts: Pick<Facts, 'offPath' | 'path'>): string | undefined {
+  const found = Object.entries(facts.offPath ?? {});
+  if (found.length === 0) return undefined;
+  const list = found.map(([tool, file]) => `${tool} (${file})`).join(', ');
+  return `installed but not on PATH (${facts.path || 'empty'}): ${list}; portmap runs ${found.length === 1 ? 'it' : 'them'} ` +
+    'from there, a shell with this PATH does not find them';
 }

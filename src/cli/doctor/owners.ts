@@ -3,7 +3,7 @@ import { NAT_HOOK_PRIORITY, TOP_DNAT } from '../../backends/iptables/render.js';
 import { REFERENCE_TABLE } from '../../backends/nftables/read.js';
 import type { Facts } from '../facts.js';
 import { type ListRow, sourceLabel } from '../rows.js';
-import { describeRow, keyOf, hostPortText, removalHint } from './describe.js';
+import { describeRow, keyOf, hostPortText, removalCommands } from './describe.js';
 import type { Finding } from './finding.js';
 
 /** Priority of the NAT prerouting hook that holds a row (lower runs first). */
@@ -64,17 +64,21 @@ export function checkDuplicateOwners(facts: Facts, rows: readonly ListRow[]): Fi
     const ownerIds = list.map((r) => r.containerID ?? r.podIP).sort().join(',');
     const sig = `${first.protocol}|${first.hostIP ?? '*'}|${first.hostPort}|${ownerIds}|${winner?.containerID ?? ''}`;
     const twin = out.find((f) => f.sig === sig);
+    const commands = list.flatMap((r) => [`# remove ${describeRow(r)}:`, ...removalCommands(r, facts.iptables)]);
     if (twin) {
       twin.message = twin.message.replace(/^Host port (\S+)( on \S+)?/, (m) => `${m} (IPv4 and IPv6)`);
+      // The other family's entries are separate rules: their commands too.
+      twin.commands = [...(twin.commands ?? []), ...commands];
       continue;
     }
-    const hints = list.map((r) => `for ${r.containerID ?? r.podIP}: ${removalHint(r)}`).join('; ');
     out.push({
       sig,
       id: 'duplicate-hostport',
       severity: 'error',
       message,
-      fix: `Keep the owner that belongs to a running pod and remove the stale one(s): ${hints}.`,
+      fix: 'Keep the owner that belongs to a running pod and remove the stale one(s): delete the stale pod (its DEL ' +
+        'removes its entries) or run a CNI GC; by hand, the commands below remove one owner\'s entries each.',
+      commands,
     });
   }
   return out.map(({ sig: _sig, ...f }) => f);

@@ -7,8 +7,9 @@ import { KUBE_SERVICES, NAT_HOOK_PRIORITY, TOP_DNAT } from '../../backends/iptab
 import { REFERENCE_TABLE } from '../../backends/nftables/read.js';
 import { PRIORITY_DEFAULT } from '../../backends/nftables/render.js';
 import { type Family, addrPort, ipFamily } from '../../net/ip.js';
-import type { Facts } from '../facts.js';
-import { dnChains, jumpIndex } from '../iptables.js';
+import type { Facts, IptSource } from '../facts.js';
+import { commandLine } from '../format.js';
+import { dnChains, jumpIndex, rulesOf } from '../iptables.js';
 import { type ServicePort, hasKubeProxy, isIpvsMode, kubeServices } from '../kube-proxy.js';
 import { KUBE_PROXY_TABLE } from '../nft.js';
 import { type ListRow, isOurTable, sourceLabel } from '../rows.js';
@@ -57,7 +58,26 @@ function samePort(r: ListRow, s: ServicePort, ipvsAddresses: ReadonlySet<string>
 }
 
 /** Why the hostPort DNAT wins over the Service, and the fix; undefined when the Service is safe. */
-type Capture = { captured: string; fix: string } | undefined;
+type Capture = { captured: string; fix: string; commands?: string[] } | undefined;
+
+/**
+ * The commands that put the KUBE-SERVICES jump before the CNI-HOSTPORT-DNAT jump in PREROUTING and
+ * OUTPUT of one nat table: kube-proxy's own jump rule (as read) deleted and inserted first.
+ */
+function kubeServicesFirst(s: IptSource): string[] {
+  const ipt = `${s.family === 6 ? 'ip6' : 'ip'}tables-${s.flavour}`;
+  return JUMP_CHAINS.flatMap((chain) => {
+    const k = jumpIndex(s.nat, chain, KUBE_SERVICES);
+    const c = jumpIndex(s.nat, chain, TOP_DNAT);
+    if (c === undefined || (k !== undefined && k < c)) return [];
+    const rule = k === undefined ? undefined : rulesOf(s.nat, chain)[k];
+    const args = rule?.args ?? ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', KUBE_SERVICES];
+    return [
+      ...(rule ? [commandLine([ipt, '-t', 'nat', '-D', chain, ...args])] : []),
+      commandLine([ipt, '-t', 'nat', '-I', chain, '1', ...args]),
+    ];
+  });
+}
 
 const CONFLIST = 'in the portmap entry of the conflist';
 
@@ -101,11 +121,12 @@ function iptablesCapture(r: ListRow, flavour: FlavourName, s: ServicePort, facts
         'backend with "afterServices": true and "serviceCIDRs".',
     };
   }
-  const ipt = `${r.family === 6 ? 'ip6' : 'ip'}tables`;
+  const nat = facts.iptables.find((x) => x.flavour === flavour && x.family === r.family);
   return {
     captured: `the ${TOP_DNAT} jump comes before ${KUBE_SERVICES} in ${table}`,
-    fix: `Put the ${KUBE_SERVICES} jump first (restart kube-proxy, or ${ipt} -t nat -I PREROUTING 1 -j ` +
-      `${KUBE_SERVICES} and the same for OUTPUT, deleting the old jumps), or give the pod another hostPort.`,
+    fix: `Put the ${KUBE_SERVICES} jump first (restarting kube-proxy does; by hand, the commands below), ` +
+      'or give the pod another hostPort.',
+    ...(nat ? { commands: kubeServicesFirst(nat) } : {}),
   };
 }
 
@@ -151,6 +172,7 @@ export function checkServiceCapture(facts: Facts, rows: readonly ListRow[]): Fin
         message: `hostPort ${hostPortText(r)} of ${describeRow(r)} equals ${serviceText(s)}: ${capture.captured}. ` +
           'Clients of the Service reach the pod instead.',
         fix: capture.fix,
+        ...(capture.commands?.length ? { commands: capture.commands } : {}),
       });
     }
   }
@@ -166,14 +188,13 @@ export function checkKubeServicesOrder(facts: Facts): Finding[] {
       const c = jumpIndex(s.nat, chain, TOP_DNAT);
       if (k === undefined || c === undefined || k < c) continue;
       const ipt = `${s.family === 6 ? 'ip6' : 'ip'}tables-${s.flavour}`;
-      const jump = `-m comment --comment "kubernetes service portals" -j ${KUBE_SERVICES}`;
       out.push({
         id: 'kube-services-after-hostports',
         severity: 'warning',
         message: `In ${ipt} nat ${chain}, the jump to ${TOP_DNAT} (rule ${c + 1}) comes before ${KUBE_SERVICES} ` +
           `(rule ${k + 1}): a hostPort equal to a Service or NodePort port takes that Service's traffic.`,
-        fix: `Restart kube-proxy so that it re-inserts its jump at the top, or move it: ` +
-          `${ipt} -t nat -D ${chain} ${jump}; ${ipt} -t nat -I ${chain} 1 ${jump}.`,
+        fix: 'Restart kube-proxy so that it re-inserts its jump at the top, or move it by hand:',
+        commands: kubeServicesFirst(s).filter((cmd) => cmd.includes(` ${chain} `)),
       });
     }
   }
@@ -195,10 +216,14 @@ export function checkFlavourSplit(facts: Facts): Finding[] {
         message: `kube-proxy's rules are in ${ip}tables-${kube.join('/')} but hostPort rules (${TOP_DNAT}) ` +
           `are in ${ip}tables-${s.flavour}: the two nat tables run in no defined order, so ${KUBE_SERVICES} ` +
           'cannot protect Services from hostPorts (and the ipvs ACCEPT does not stop the other table).',
-        fix: 'Use one flavour on the node: point the iptables alternative used by the CNI plugins at the one ' +
-          `kube-proxy uses (update-alternatives --set iptables /usr/sbin/iptables-${kube[0]}), then remove the ` +
-          `stray rules (${ip}tables-${s.flavour}-save -t nat shows them) and re-create the pods; or use this ` +
-          'plugin\'s nftables backend with "afterServices": true and "serviceCIDRs".',
+        fix: 'Use one flavour on the node: point the iptables alternatives the CNI plugins use at the one ' +
+          'kube-proxy uses, re-create the pods, then remove the stray rules (the last command lists them); or use ' +
+          'this plugin\'s nftables backend with "afterServices": true and "serviceCIDRs".',
+        commands: [
+          `update-alternatives --set iptables /usr/sbin/iptables-${kube[0]}`,
+          `update-alternatives --set ip6tables /usr/sbin/ip6tables-${kube[0]}`,
+          `${ip}tables-${s.flavour}-save -t nat`,
+        ],
       });
     }
   }

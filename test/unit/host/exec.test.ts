@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CommandError, onPath, run } from '../../../src/host/exec.js';
+import { CommandError, locate, onPath, run, setFallbackDirs } from '../../../src/host/exec.js';
 
 // Real processes (node itself), no shell: what run() promises about input, output, failure and settling.
 const node = process.execPath;
@@ -48,8 +51,39 @@ describe('run', () => {
 });
 
 describe('onPath', () => {
-  it('finds executables on the given PATH only', () => {
+  it('finds executables on the given PATH (no fallback directories by default)', () => {
     expect(onPath('node', '/nonexistent')).toBe(false);
     expect(onPath(node.split('/').pop()!, node.split('/').slice(0, -1).join('/'))).toBe(true);
+  });
+});
+
+describe('fallback directories (the operator CLI: /usr/sbin and friends after PATH)', () => {
+  const withFallback = async (fn: (dir: string) => Promise<void> | void) => {
+    const dir = mkdtempSync(join(tmpdir(), 'pm-sbin-'));
+    writeFileSync(join(dir, 'pm-fake-tool'), '#!/bin/sh\necho "fake $1"\n', { mode: 0o755 });
+    setFallbackDirs([dir]);
+    try {
+      await fn(dir);
+    } finally {
+      setFallbackDirs([]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('are searched only once set, after PATH, and locate says the program is not on PATH', async () => {
+    expect(onPath('pm-fake-tool', '/nonexistent')).toBe(false);
+    await withFallback((dir) => {
+      expect(onPath('pm-fake-tool', '/nonexistent')).toBe(true);
+      expect(locate('pm-fake-tool', '/nonexistent')).toEqual({ file: join(dir, 'pm-fake-tool'), onPath: false });
+      expect(locate('pm-fake-tool', dir)).toEqual({ file: join(dir, 'pm-fake-tool'), onPath: true });
+    });
+  });
+
+  it('run finds a program there when PATH lacks it, and a missing one names them', async () => {
+    await withFallback(async (dir) => {
+      expect((await run('pm-fake-tool', ['x'], { env: { PATH: '/nonexistent' } })).stdout).toBe('fake x\n');
+      const err = await run('nft', ['--version'], { env: { PATH: '/nonexistent' } }).catch((e: unknown) => e);
+      expect((err as Error).message).toContain(`not found on PATH or in ${dir}`);
+    });
   });
 });

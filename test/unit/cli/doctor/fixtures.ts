@@ -15,7 +15,7 @@ export function facts(over: Partial<Facts> = {}, rs: Partial<Ruleset> = {}): Fac
   return {
     tools: { nft: true, iptables: true, conntrack: true, ss: true, ip: true },
     ruleset: { serviceCidrs: [], rows: [], services: [], natChains: [], tables: [], ourPriority: -100, ...rs },
-    iptables: [], ipvsAddresses: [], ipsetServices: [], listeners: [], ipForward: '1', ip6Forward: '1', routeLocalnet: [], confFiles: [], errors: [],
+    iptables: [], ipvsAddresses: [], ipsetServices: [], listeners: [], ipForward: '1', ip6Forward: '1', routeLocalnet: [], confFiles: [], errors: [], unreadable: [], rulesRead: 1,
     ...over,
   };
 }

@@ -11,7 +11,24 @@ describe('doctor: owners', () => {
     const dup = f.filter((x) => x.id === 'duplicate-hostport');
     expect(dup).toHaveLength(1);
     expect(dup[0]!.message).toMatch(/^Host port tcp\/8843 has 2 owners\. 10\.88\.0\.4:443 \(podman\/2d2b3521aa217\) \[reference plugin, iptables-nft CNI-DN-b6c5fb6c593e895d843cb\] receives the traffic/);
-    expect(dup[0]!.fix).toContain('iptables -t nat -X CNI-DN-4b2fe54a72f0cde89f206');
+    // Each owner's entries go with whole commands: its jumps deleted by their exact rule, then its chain.
+    expect(dup[0]!.commands).toEqual(expect.arrayContaining([
+      `iptables-nft -t nat -D CNI-HOSTPORT-DNAT -p udp -m comment --comment 'dnat name: "mynet" id: "container-1"' -m multiport --dports 5353 -j CNI-DN-4b2fe54a72f0cde89f206`,
+      `iptables-nft -t nat -D CNI-HOSTPORT-DNAT -p tcp -m comment --comment 'dnat name: "mynet" id: "container-1"' -m multiport --dports 8843,9000:9001 -j CNI-DN-4b2fe54a72f0cde89f206`,
+      'iptables-nft -t nat -F CNI-DN-4b2fe54a72f0cde89f206',
+      'iptables-nft -t nat -X CNI-DN-4b2fe54a72f0cde89f206',
+      'iptables-nft -t nat -X CNI-DN-b6c5fb6c593e895d843cb',
+    ]));
+    expect(dup[0]!.fix).not.toMatch(/iptables|nft /);
+  });
+
+  it('our own forward is removed by its two map elements, quoted for the shell', () => {
+    const ref = ours({ origin: 'reference', source: { kind: 'iptables', flavour: 'nft' }, backend: 'iptables', containerID: 'old', podIP: '10.244.0.9', chain: 'CNI-DN-x' });
+    const dup = diagnose(facts({}, { rows: [ours({ hostIP: '192.0.2.1' }), { ...ref, hostIP: '192.0.2.1' }] })).find((x) => x.id === 'duplicate-hostport')!;
+    expect(dup.commands).toEqual(expect.arrayContaining([
+      "nft delete element inet cni_portmap hostipports4_addr '{ 192.0.2.1 . tcp . 3306 }'",
+      "nft delete element inet cni_portmap hostipports4_port '{ 192.0.2.1 . tcp . 3306 }'",
+    ]));
   });
 
   it('duplicate owners across tables: the lower priority wins, equal priorities are undefined', () => {

@@ -33,7 +33,13 @@ describe('doctor: services', () => {
     const text = REFERENCE_SAVE.replace('--dport 30080', '--dport 8843');
     const f = facts({ iptables: [{ flavour: 'nft', family: 4, nat: parseNat(text) }] });
     expect(ids(f)).toEqual(expect.arrayContaining(['kube-services-after-hostports', 'service-port-captured']));
-    expect(diagnose(f).find((x) => x.id === 'kube-services-after-hostports')!.message).toMatch(/iptables-nft nat PREROUTING, the jump to CNI-HOSTPORT-DNAT \(rule 1\) comes before KUBE-SERVICES \(rule 2\)/);
+    const order = diagnose(f).find((x) => x.id === 'kube-services-after-hostports')!;
+    expect(order.message).toMatch(/iptables-nft nat PREROUTING, the jump to CNI-HOSTPORT-DNAT \(rule 1\) comes before KUBE-SERVICES \(rule 2\)/);
+    // kube-proxy's own jump, as read, deleted and inserted first
+    expect(order.commands).toEqual([
+      "iptables-nft -t nat -D PREROUTING -m comment --comment 'kubernetes service portals' -j KUBE-SERVICES",
+      "iptables-nft -t nat -I PREROUTING 1 -m comment --comment 'kubernetes service portals' -j KUBE-SERVICES",
+    ]);
   });
 
   it('kube-proxy in legacy, hostPorts in nft', () => {
