@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 
 /** Debian package that provides each binary we run, for error messages that say how to fix things. */
 const PACKAGE_OF: Record<string, string> = {
@@ -59,6 +59,19 @@ export function locate(
     if (file) return { file, onPath: false };
   }
   return undefined;
+}
+
+/**
+ * Why a program could not be found, and the fix: installed in a root tool directory the PATH lacks (a
+ * runtime started with a short PATH), or not installed at all.
+ */
+export function missingMessage(command: string, pkg = PACKAGE_OF[command]): string {
+  const where = `${command} not found on PATH${fallbackDirs.length > 0 ? ` or in ${fallbackDirs.join(', ')}` : ''}`;
+  const elsewhere = command.includes('/') ? undefined : locate(command, '', SBIN_DIRS);
+  if (elsewhere && fallbackDirs.length === 0) {
+    return `${where}: it is in ${dirname(elsewhere.file)}; add ${dirname(elsewhere.file)} to the runtime's PATH`;
+  }
+  return `${where}${pkg ? `: install it (Debian/Ubuntu: apt-get install ${pkg})` : ''}`;
 }
 
 /** Whether a program can be run: on PATH, or in the fallback directories (no process is spawned). */
@@ -152,14 +165,7 @@ function spawnOnce(file: string, command: string, args: readonly string[], opts:
     childErr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') {
-        const pkg = PACKAGE_OF[command];
-        reject(
-          new CommandError(
-            `${command} not found on PATH${fallbackDirs.length > 0 ? ` or in ${fallbackDirs.join(', ')}` : ''}` +
-              `${pkg ? `: install it (Debian/Ubuntu: apt-get install ${pkg})` : ''}`,
-            command, args, null, '', 'missing',
-          ),
-        );
+        reject(new CommandError(missingMessage(command), command, args, null, '', 'missing'));
       } else {
         reject(new CommandError(`could not run ${command}: ${e.message}`, command, args, null, '', 'failed'));
       }

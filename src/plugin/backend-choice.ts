@@ -1,6 +1,7 @@
 /** Which backend serves a call: `backend` when configured, else nftables when nft is installed. */
 import { CniError, ErrorCode } from '../cni/errors.js';
-import { type Runner, onPath as onPathDefault, run } from '../host/exec.js';
+import { dirname } from 'node:path';
+import { type Runner, SBIN_DIRS, locate, onPath as onPathDefault, run } from '../host/exec.js';
 import type { Backend } from '../backends/backend.js';
 import { type BackendName, type PortmapConfig, checkBackendOptions } from '../portmap/config.js';
 import { CompositeBackend } from './composite-backend.js';
@@ -18,10 +19,13 @@ export function chooseBackend(config: Pick<PortmapConfig, 'backend'>, onPath: Ba
   if (config.backend) return config.backend;
   if (onPath(PROGRAM.nftables)) return 'nftables';
   if (onPath(PROGRAM.iptables)) return 'iptables';
+  const installed = locate(PROGRAM.nftables, '', SBIN_DIRS) ?? locate(PROGRAM.iptables, '', SBIN_DIRS);
   throw new CniError(
     ErrorCode.PluginNotAvailable,
     'neither nft nor iptables-restore is on PATH',
-    'install nftables (apt-get install nftables) or iptables, or set PATH for the runtime',
+    installed
+      ? `${installed.file} is installed: add ${dirname(installed.file)} to the PATH the runtime gives CNI plugins`
+      : 'install nftables (apt-get install nftables) or iptables, or set PATH for the runtime',
   );
 }
 

@@ -322,8 +322,8 @@ function buildCorpus(bed: TestBed, pod: Pod): Case[] {
   mkdirSync(nodeOnly, { recursive: true });
   if (!existsSync(join(nodeOnly, 'node'))) symlinkSync(process.execPath, join(nodeOnly, 'node'));
   const status11 = (backend?: string) => j({ cniVersion: '1.1.0', name: bed.networkName, type: 'portmap', ...(backend ? { backend } : {}) });
-  push({ name: 'STATUS (nftables) without nft on PATH', env: { ...status, PATH: nodeOnly }, stdin: status11('nftables'), code: 50, msg: /nft not found on PATH: install it \(Debian\/Ubuntu: apt-get install nftables\)/ });
-  push({ name: 'STATUS (iptables) without iptables on PATH', env: { ...status, PATH: nodeOnly }, stdin: status11('iptables'), code: 50, msg: /iptables-restore not found on PATH: install it \(Debian\/Ubuntu: apt-get install iptables\)/ });
+  push({ name: 'STATUS (nftables) without nft on PATH', env: { ...status, PATH: nodeOnly }, stdin: status11('nftables'), code: 50, msg: /nft not found on PATH: it is in \/usr\/sbin; add \/usr\/sbin to the runtime's PATH/ });
+  push({ name: 'STATUS (iptables) without iptables on PATH', env: { ...status, PATH: nodeOnly }, stdin: status11('iptables'), code: 50, msg: /iptables-restore not found on PATH: it is in \/usr\/sbin; add \/usr\/sbin/ });
   push({ name: 'STATUS (auto) with neither nft nor iptables', env: { ...status, PATH: nodeOnly }, stdin: status11(), code: 50, msg: 'neither nft nor iptables-restore is on PATH' });
   // An nft that reports a missing kernel feature (what nft prints when a module is absent).
   const fakeNft = join(bed.dir, 'fake-nft');
@@ -331,7 +331,7 @@ function buildCorpus(bed: TestBed, pod: Pod): Case[] {
   writeFileSync(join(fakeNft, 'nft'), "#!/bin/sh\necho 'Error: Could not process rule: Operation not supported' >&2\nexit 1\n", { mode: 0o755 });
   push({ name: 'STATUS (nftables) on a kernel without an nftables feature', env: { ...status, PATH: `${fakeNft}:${nodeOnly}` }, stdin: status11('nftables'), code: 50, msg: /the kernel lacks an nftables feature this plugin needs: nft .*Operation not supported/ });
   push({ name: 'ADD (nftables) on a kernel without an nftables feature', env: { ...add, PATH: `${fakeNft}:${nodeOnly}` }, stdin: body, code: 50, msg: /the kernel lacks an nftables feature/ });
-  push({ name: 'ADD (nftables) without nft on PATH', env: { ...add, PATH: nodeOnly }, stdin: body, code: 999, msg: /nft not found on PATH: install it/ });
+  push({ name: 'ADD (nftables) without nft on PATH', env: { ...add, PATH: nodeOnly }, stdin: body, code: 999, msg: /nft not found on PATH: it is in \/usr\/sbin/ });
   push({ name: 'ADD in the plugin\'s own namespace', env: { ...add, CNI_NETNS: `/var/run/netns/${bed.node}` }, stdin: body, code: 8, msg: "plugin's netns and netns from CNI_NETNS should not be the same" });
   return cases;
 }

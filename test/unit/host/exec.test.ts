@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CommandError, locate, onPath, run, setFallbackDirs } from '../../../src/host/exec.js';
+import { CommandError, SBIN_DIRS, locate, missingMessage, onPath, run, setFallbackDirs } from '../../../src/host/exec.js';
 
 // Real processes (node itself), no shell: what run() promises about input, output, failure and settling.
 const node = process.execPath;
@@ -21,10 +21,14 @@ describe('run', () => {
     expect((err as CommandError).message).toMatch(/exit 3.*boom/s);
   });
 
-  it('names the package of a missing program', async () => {
-    const err = await run('nft', ['--version'], { env: { PATH: '/nonexistent' } }).catch((e: unknown) => e);
+  it('names the package of a missing program, or the root tool directory that PATH lacks', async () => {
+    const err = await run('conntrack-not-here', ['--version'], { env: { PATH: '/nonexistent' } }).catch((e: unknown) => e);
     expect((err as CommandError).kind).toBe('missing');
-    expect((err as Error).message).toMatch(/apt-get install nftables/);
+    expect(missingMessage('nft-not-here', 'nftables')).toMatch(/not found on PATH: install it \(Debian\/Ubuntu: apt-get install nftables\)/);
+    // nft is installed in a root tool directory on the test machines: the fix names that directory.
+    const nft = locate('nft', '', SBIN_DIRS);
+    expect(nft).toBeDefined();
+    expect(missingMessage('nft')).toBe(`nft not found on PATH: it is in ${dirname(nft!.file)}; add ${dirname(nft!.file)} to the runtime's PATH`);
   });
 
   it('with settledBy, resolves once the output satisfies it, before the child exits', async () => {
