@@ -16,7 +16,7 @@
  *   microseconds is removed once it is a minute old. (A hard link as the claim, `<file>.rotating` ->
  *   `<file>`, could not tell its age: it shares the log's inode, whose times every write updates.)
  *
- * Nothing here throws: a line that cannot be written is reported to the caller (false), which falls
+ * Nothing here throws: a line that cannot be written is reported to the caller (`ok: false`), which falls
  * back to stderr. A CNI call must never fail, or wait, because of its log.
  */
 import { closeSync, constants, fstatSync, mkdirSync, openSync, renameSync, rmdirSync, statSync, writeSync } from 'node:fs';
