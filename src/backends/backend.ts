@@ -46,18 +46,46 @@ export interface GcScope {
  */
 export type LiveAttachments = () => Plan[];
 
+/**
+ * How a verb reached the kernel, for the call's log line: `fast` (the one transaction that assumes
+ * the common case: additions only on ADD, the owner's exact deletes on DEL), `slow` (the backend read
+ * the kernel state and wrote the repair it needed), `restored` (our node-wide state was gone: the live
+ * attachments were re-created from their records, this one with them).
+ */
+export type CallPath = 'fast' | 'slow' | 'restored';
+
+/** Host ports an ADD took over from another attachment (the newest ADD wins), one per family and key. */
+export interface PortTakeover {
+  family: Family;
+  protocol: string;
+  /** The host ports first..last (one port: first === last). */
+  first: number;
+  last: number;
+  /** Only this host address; undefined: every local address of the family. */
+  hostIP?: string;
+  /** The attachment that held them, as far as its entries tell: its owner id and `network/containerID/ifname`. */
+  from: { id?: string; name?: string };
+}
+
+export interface AddOutcome {
+  path: CallPath;
+  /** Empty when the backend does not detect takeovers (iptables: the newest rule is inserted first and shadows the older). */
+  takeovers: PortTakeover[];
+}
+
 /** A firewall backend: turns plans into kernel state and reads it back. */
 export interface Backend {
   readonly name: BackendName;
   /** Whether del() can prove that an attachment was made by this backend (nftables: the witness). */
   readonly provesOwnership: boolean;
-  add(plan: Plan): Promise<void>;
+  add(plan: Plan): Promise<AddOutcome>;
   /**
    * Removes everything `owner` holds. `plan` is given when the call carried mappings and a prevResult.
-   * Resolves true when this backend proved the attachment was made by it (the nftables backend's
-   * ownership witness): no other backend then holds anything of it.
+   * Resolves with the path taken; `fast` from a backend that provesOwnership proves the attachment was
+   * made by it (the nftables backend's fast DEL is guarded by the ownership witness): no other backend
+   * then holds anything of it.
    */
-  del(owner: Owner, plan?: Plan): Promise<boolean>;
+  del(owner: Owner, plan?: Plan): Promise<CallPath>;
   check(plan: Plan): Promise<void>;
   /** Removes the entries of the scope's network that belong to no valid attachment. */
   gc(scope: GcScope): Promise<void>;

@@ -19,6 +19,11 @@ export interface PluginVerbs {
   check(call: Call): Promise<void>;
   gc(call: Call): Promise<void>;
   status(call: Call): Promise<void>;
+  /**
+   * Told of a call refused before it reached a verb (its environment, its configuration's JSON, its
+   * version), with what was known of it: for the plugin's log. Must not throw.
+   */
+  refused?(err: CniError, call: { args: Partial<CmdArgs>; config?: Record<string, unknown> }): void;
 }
 
 export interface Io {
@@ -90,9 +95,12 @@ function checkNetns(args: CmdArgs, env: NodeJS.ProcessEnv): void {
  */
 export async function runCni(io: Io, plugin: () => Promise<PluginVerbs>): Promise<number> {
   let errorVersion: string = LATEST_VERSION;
+  let args: CmdArgs | undefined;
+  let obj: Record<string, unknown> | undefined;
+  let dispatched = false;
   try {
-    const args = parseEnv(io.env);
-    const obj = decode(await io.stdin());
+    args = parseEnv(io.env);
+    obj = decode(await io.stdin());
     const version = configVersion(obj);
     if (isSupportedVersion(version)) errorVersion = version;
     const command = args.command;
@@ -102,11 +110,13 @@ export async function runCni(io: Io, plugin: () => Promise<PluginVerbs>): Promis
     checkVersionFor(command, version);
     // The version skel resolved (missing or empty means 0.1.0) is the one the config is read with.
     const config = { ...obj, cniVersion: version } as NetConf;
+    if (command === 'ADD') checkNetns(args, io.env);
     const verbs = await plugin();
     const call: Call = { args, config };
+    // From here the verb logs its own outcome (the plugin's call line).
+    dispatched = true;
     switch (command) {
       case 'ADD': {
-        checkNetns(args, io.env);
         const result = await verbs.add(call);
         io.stdout(JSON.stringify(result, null, 4));
         return 0;
@@ -126,7 +136,24 @@ export async function runCni(io: Io, plugin: () => Promise<PluginVerbs>): Promis
     }
   } catch (err) {
     const e = asCniError(err);
+    if (!dispatched) await tellRefused(plugin, e, args ?? partialArgs(io.env), obj);
     io.stdout(JSON.stringify(e.toJSON(errorVersion), null, 4));
     return 1;
+  }
+}
+
+/** The CNI variables as given, for the log of a call whose environment was refused. */
+const partialArgs = (env: NodeJS.ProcessEnv): Partial<CmdArgs> => ({
+  command: env.CNI_COMMAND ?? '',
+  containerId: env.CNI_CONTAINERID ?? '',
+  ifname: env.CNI_IFNAME ?? '',
+  args: env.CNI_ARGS ?? '',
+});
+
+async function tellRefused(plugin: () => Promise<PluginVerbs>, err: CniError, args: Partial<CmdArgs>, config: Record<string, unknown> | undefined): Promise<void> {
+  try {
+    (await plugin()).refused?.(err, { args, ...(config ? { config } : {}) });
+  } catch {
+    // The answer on stdout matters; its log line does not.
   }
 }

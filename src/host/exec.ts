@@ -115,6 +115,25 @@ export class CommandError extends Error {
 
 const firstLines = (text: string, n = 6): string => text.trim().split('\n').slice(0, n).join('\n');
 
+/**
+ * What a failed command said, in one line and without its `Error:` labels, for debug lines about a
+ * failure the caller expected and handles (nft's `internal:0:0-0: Error: No such file or directory`,
+ * once per command of the transaction, becomes `No such file or directory`). Repeated lines count once.
+ */
+export function failureReason(err: unknown): string {
+  if (!(err instanceof CommandError) || err.kind !== 'failed' || err.stderr.trim() === '') return (err as Error)?.message ?? String(err);
+  const seen = new Set<string>();
+  for (const raw of err.stderr.split('\n')) {
+    const line = raw
+      .replace(/^.*?\bError:\s*/, '')
+      .replace(/^Error occurred at line:\s*(\d+)/, 'at line $1')
+      .replace(/^Try `[^']*' or '[^']*' for more information\.?$/, '')
+      .trim();
+    if (line) seen.add(line);
+  }
+  return [...seen].slice(0, 4).join('; ') || `exit ${err.code}`;
+}
+
 /** The command line for a message: a long argument (an nft JSON document) is shortened, so the reason stays readable. */
 const commandLine = (command: string, args: readonly string[]): string =>
   [command, ...args.map((a) => (a.length > 80 ? `${a.slice(0, 40)}...(${a.length} bytes)` : a))].join(' ');

@@ -1,14 +1,23 @@
 /** From a parsed call to its plan: the prevResult it needs, and the plan of config + addresses. */
+import type { BackendName } from '../portmap/config.js';
+import type { CallPath } from '../backends/backend.js';
 import type { CmdArgs } from '../cni/env.js';
 import { CniError, ErrorCode } from '../cni/errors.js';
 import { type PrevResult, containerAddresses, parsePrevResult } from '../cni/result.js';
 import type { PortmapConfig } from '../portmap/config.js';
 import { type Plan, buildPlan, ownerFor } from '../portmap/plan.js';
 
-/** One CNI call as the verbs see it: the environment and the validated configuration. */
+/** What a verb tells the call's log line (plugin/call-log.ts) about how it went. */
+export interface CallReport {
+  backend?: BackendName;
+  path?: CallPath;
+}
+
+/** One CNI call as the verbs see it: the environment, the validated configuration, and its report. */
 export interface PortmapCall {
   args: CmdArgs;
   config: PortmapConfig;
+  report: CallReport;
 }
 
 /** The prevResult of an ADD or CHECK, which cannot work without one. */

@@ -11,6 +11,7 @@ export async function check(deps: PluginDeps, call: PortmapCall): Promise<void> 
   const plan = planOf(call, prev);
   if (plan.families.length === 0) return;
   const backend = await deps.backendFor(call.config);
+  call.report.backend = backend.name;
   selfHealing(backend, deps.records(call.config));
   // Under the lock: a CHECK that finds our state gone restores it before checking.
   await locked(deps, `CHECK ${call.args.containerId}`, () => backend.check(plan));

@@ -5,7 +5,7 @@
  * reference defaults to iptables, this plugin to nftables). CRI-O's meta hostport manager is the model.
  */
 import { log } from '../host/log.js';
-import type { Backend, GcScope, LiveAttachments } from '../backends/backend.js';
+import type { AddOutcome, Backend, CallPath, GcScope, LiveAttachments } from '../backends/backend.js';
 import type { Owner } from '../portmap/owner.js';
 import type { Plan } from '../portmap/plan.js';
 
@@ -44,7 +44,7 @@ export class CompositeBackend implements Backend {
     this.primary.heal = live;
   }
 
-  add(plan: Plan): Promise<void> {
+  add(plan: Plan): Promise<AddOutcome> {
     return this.primary.add(plan);
   }
 
@@ -67,21 +67,21 @@ export class CompositeBackend implements Backend {
   /**
    * When the configured backend can prove the attachment its own, the other one holds nothing of it
    * and is searched only when the proof fails; otherwise both run at once. The other backend gets no
-   * plan: it only removes what it finds.
+   * plan: it only removes what it finds. Resolves with the configured backend's path.
    */
-  async del(owner: Owner, plan?: Plan): Promise<boolean> {
+  async del(owner: Owner, plan?: Plan): Promise<CallPath> {
     if (!this.other) return this.primary.del(owner, plan);
     const searchOther = async () => {
       const other = await this.other!();
       await bestEffort(`DEL in the ${other.name} backend`, () => other.del(owner));
     };
     if (plan && this.primary.provesOwnership) {
-      if (await this.primary.del(owner, plan)) return true;
-      await searchOther();
-      return false;
+      const path = await this.primary.del(owner, plan);
+      if (path !== 'fast') await searchOther();
+      return path;
     }
-    await Promise.all([this.primary.del(owner, plan), searchOther()]);
-    return false;
+    const [path] = await Promise.all([this.primary.del(owner, plan), searchOther()]);
+    return path;
   }
 
   /** GC in both; only the configured backend rewrites node-wide state from the settings. */

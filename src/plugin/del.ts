@@ -18,6 +18,7 @@ export async function del(deps: PluginDeps, call: PortmapCall): Promise<void> {
     log.warn(`ignoring an unusable prevResult on DEL: ${(err as Error).message}`);
   }
   const backend = await deps.backendFor(config);
+  call.report.backend = backend.name;
   const store = deps.records(config);
   selfHealing(backend, store);
   await deps.testpoint('del:before-lock');
@@ -25,7 +26,7 @@ export async function del(deps: PluginDeps, call: PortmapCall): Promise<void> {
     await deps.testpoint('del:locked');
     // The record goes first: a DEL that dies halfway never leaves a record that would bring its rules back.
     keepRecord(() => store.remove(owner.id));
-    await backend.del(owner, plan);
+    call.report.path = await backend.del(owner, plan);
     await deps.testpoint('del:applied');
   });
   if (plan) await flushUdp(deps, plan, 'DEL');

@@ -6,6 +6,7 @@ import { pruneRecords, selfHealing } from './self-healing.js';
 export async function gc(deps: PluginDeps, call: PortmapCall): Promise<void> {
   const { config } = call;
   const backend = await deps.backendFor(config);
+  call.report.backend = backend.name;
   const scope = {
     network: config.name,
     attachments: config.validAttachments ?? [],

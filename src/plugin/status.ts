@@ -12,6 +12,7 @@ export async function status(deps: PluginDeps, call: PortmapCall): Promise<void>
     if (err instanceof CniError && err.code === ErrorCode.InvalidConfig) throw err;
     throw new CniError(ErrorCode.PluginNotAvailable, (err as Error).message, err instanceof CniError ? err.details : '');
   }
+  call.report.backend = backend.name;
   const store = deps.records(call.config);
   // Only with records to restore does STATUS take the lock (its check may then write).
   if (!store.any()) return backend.status();

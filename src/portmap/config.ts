@@ -1,6 +1,8 @@
 import * as z from 'zod/mini';
 import { CniError, ErrorCode, invalidConfig } from '../cni/errors.js';
 import { type CniVersion, requireSupportedVersion } from '../cni/versions.js';
+import type { LogSettings } from '../host/log.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../host/log-format.js';
 import { type Cidr, canonicalIp, ipFamily, isCidr, parseCidr } from '../net/ip.js';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
@@ -35,6 +37,8 @@ export interface PortmapConfig {
   prevResult?: unknown;
   /** Where attachment records are kept (`dataDir`); undefined: DEFAULT_DATA_DIR. */
   dataDir?: string;
+  /** Where and how this call logs (`logFile`, `logLevel`, `logFormat`, `logMaxSize`; host/log.ts). */
+  log: LogSettings;
   /** GC only: the attachments that are still valid (`cni.dev/valid-attachments`, or the older `cni.dev/attachments`). */
   validAttachments?: Attachment[];
 }
@@ -43,7 +47,7 @@ export const DEFAULT_MARK_MASQ_BIT = 13;
 /** The records of attachments (`dataDir`), like host-local's /var/lib/cni/networks. */
 export const DEFAULT_DATA_DIR = '/var/lib/cni/portmap';
 
-/** The keys of a portmap entry (the logging keys: plugin/call-log.ts reads them). */
+/** The keys of a portmap entry. */
 export const TOP_LEVEL_KEYS = [
   'cniVersion', 'name', 'type', 'backend', 'snat', 'masqAll', 'markMasqBit', 'externalSetMarkChain',
   'conditionsV4', 'conditionsV6', 'afterServices', 'serviceCIDRs', 'runtimeConfig', 'prevResult',
@@ -166,6 +170,73 @@ const conditions = z.optional(
   ),
 );
 
+/** An absolute, normalised, printable path: it becomes a directory or file we create and write under. */
+const isSafePath = (s: string): boolean =>
+  s.startsWith('/') && /^[\x20-\x7e\u00a0-\uffff]*$/.test(s) && !s.split('/').some((p) => p === '.' || p === '..');
+
+/** The smallest `logMaxSize`: a rotation per few hundred calls at most. */
+export const MIN_LOG_MAX_SIZE = 64 * 1024;
+
+/**
+ * The logging keys, each on its own: parseConfig validates them with the rest (code 7), and
+ * logSettingsOf reads the valid ones of a configuration that fails elsewhere, so that its failure is
+ * logged where the configuration says.
+ */
+const logKeys = {
+  logFile: z.optional(
+    z.nullable(
+      z.string('logFile must be a file path').check(
+        z.refine((s) => s === '' || (isSafePath(s) && !s.endsWith('/')), 'logFile must be an absolute file path without "." or ".." parts'),
+        z.maxLength(1024, 'logFile is longer than 1024 characters'),
+      ),
+    ),
+  ),
+  logLevel: z.optional(
+    z.nullable(
+      z.pipe(z.string(`logLevel must be one of ${LOG_LEVELS.join(', ')}`), z.transform((s) => s.toLowerCase())).check(
+        z.refine((s) => (LOG_LEVELS as readonly string[]).includes(s), `logLevel must be one of ${LOG_LEVELS.join(', ')}`),
+      ),
+    ),
+  ),
+  logFormat: z.optional(
+    z.nullable(
+      z.pipe(z.string(`logFormat must be one of ${LOG_FORMATS.join(', ')}`), z.transform((s) => s.toLowerCase())).check(
+        z.refine((s) => (LOG_FORMATS as readonly string[]).includes(s), `logFormat must be one of ${LOG_FORMATS.join(', ')}`),
+      ),
+    ),
+  ),
+  logMaxSize: z.optional(
+    z.nullable(
+      z.int(`logMaxSize must be a whole number of bytes, at least ${MIN_LOG_MAX_SIZE}`).check(
+        z.gte(MIN_LOG_MAX_SIZE, `logMaxSize must be a whole number of bytes, at least ${MIN_LOG_MAX_SIZE} (64 KiB)`),
+      ),
+    ),
+  ),
+};
+
+type LogKeys = { [K in keyof typeof logKeys]?: z.infer<(typeof logKeys)[K]> };
+
+function logSettingsFrom(c: LogKeys): LogSettings {
+  return {
+    ...(c.logFile ? { file: c.logFile } : {}),
+    ...(c.logLevel ? { level: c.logLevel as LogLevel } : {}),
+    ...(c.logFormat ? { format: c.logFormat as LogFormat } : {}),
+    ...(c.logMaxSize ? { maxSize: c.logMaxSize } : {}),
+  };
+}
+
+/** The valid logging keys of a configuration, whatever else it holds (invalid ones are left out). */
+export function logSettingsOf(raw: Record<string, unknown>): LogSettings {
+  const top = canonicalKeys(raw, TOP_LEVEL_KEYS);
+  const valid: Record<string, unknown> = {};
+  for (const key of Object.keys(logKeys) as Array<keyof typeof logKeys>) {
+    if (top[key] === undefined) continue;
+    const r = logKeys[key].safeParse(top[key]);
+    if (r.success) valid[key] = r.data;
+  }
+  return logSettingsFrom(valid as LogKeys);
+}
+
 const optionalBool = (what: string) => z.optional(z.nullable(z.boolean(`${what} must be true or false`)));
 
 const configSchema = z.object({
@@ -198,14 +269,12 @@ const configSchema = z.object({
     z.nullable(
       z.string('dataDir must be a directory path').check(
         // Absolute, normalised, printable: it becomes a directory we create and write under.
-        z.refine(
-          (s) => s === '' || (s.startsWith('/') && /^[\x20-\x7e\u00a0-\uffff]*$/.test(s) && !s.split('/').some((p) => p === '.' || p === '..')),
-          'dataDir must be an absolute path without "." or ".." parts',
-        ),
+        z.refine((s) => s === '' || isSafePath(s), 'dataDir must be an absolute path without "." or ".." parts'),
         z.maxLength(1024, 'dataDir is longer than 1024 characters'),
       ),
     ),
   ),
+  ...logKeys,
   runtimeConfig: z.optional(
     z.nullable(
       z.looseObject({ portMappings: z.optional(z.nullable(z.custom<unknown[]>((v) => Array.isArray(v), 'Invalid input: expected array'))) }),
@@ -309,6 +378,7 @@ export function parseConfig(raw: Record<string, unknown>): PortmapConfig {
     afterServices: c.afterServices ?? false,
     serviceCIDRs: (c.serviceCIDRs ?? []).map(parseCidr),
     portMappings,
+    log: logSettingsFrom(c),
   };
   if (backend) config.backend = backend;
   if (c.dataDir) config.dataDir = c.dataDir.replace(/\/+$/, '');

@@ -12,7 +12,9 @@ const SAMPLE_NETNS = '/var/run/netns/snapshot-warm-up';
 
 /** The pure path of an ADD and a DEL: no process, file or lock; nothing it returns is kept. */
 export async function warmUpPurePath(): Promise<void> {
-  const { parseConfig } = await import('../portmap/config.js');
+  const { parseConfig, logSettingsOf } = await import('../portmap/config.js');
+  const { callFields } = await import('../plugin/call-log.js');
+  const { formatLine } = await import('../host/log-format.js');
   const { parsePrevResult, convertResult, containerAddresses } = await import('../cni/result.js');
   const { parseEnv } = await import('../cni/env.js');
   const { buildPlan, ownerFor } = await import('../portmap/plan.js');
@@ -44,6 +46,10 @@ export async function warmUpPurePath(): Promise<void> {
     document(fastDel(plan));
     // ADD keeps a record of the plan (plugin/records.ts): its rendering, without the boot id or a file.
     JSON.stringify(recordOf(plan, { backend: 'nftables', netns: { path: SAMPLE_NETNS }, bootId: 'warm-up', now: 0 }));
+    // Every call writes its log line (plugin/call-log.ts): formatted here, written nowhere.
+    logSettingsOf({ logFile: '/var/log/portmap.log', logLevel: 'info' });
+    const fields = callFields({ verb: 'ADD', network: config.name, args: { ...args, args: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=warm-up' }, mappings: config.portMappings, report: { backend: 'nftables', path: 'fast' } }, 1);
+    for (const format of ['text', 'json'] as const) formatLine(format, { time: new Date(0), level: 'info', pid: 1, fields });
   }
 }
 

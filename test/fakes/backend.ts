@@ -1,5 +1,5 @@
 /** A fake Backend for verb-level unit tests: records each call, and fails where told. */
-import type { Backend, GcScope, LiveAttachments } from '../../src/backends/backend.js';
+import type { AddOutcome, Backend, CallPath, GcScope, LiveAttachments } from '../../src/backends/backend.js';
 import type { BackendName } from '../../src/portmap/config.js';
 import type { Owner } from '../../src/portmap/owner.js';
 import type { Plan } from '../../src/portmap/plan.js';
@@ -15,8 +15,12 @@ export class FakeBackend implements Backend {
   readonly calls: FakeCall[] = [];
   /** Verbs that reject, with this error. */
   failing = new Map<FakeCall['verb'], Error>();
-  /** What del() resolves with (the proof of ownership). */
+  /** Whether del() proves the attachment its own: it then resolves 'fast' (else delPath). */
   proves = false;
+  /** What del() resolves with when it does not prove ownership. */
+  delPath: CallPath = 'slow';
+  /** What add() resolves with. */
+  added: AddOutcome = { path: 'fast', takeovers: [] };
   /** What damage() resolves with. */
   damaged: string[] = [];
   heal?: LiveAttachments;
@@ -32,13 +36,14 @@ export class FakeBackend implements Backend {
     if (err) throw err;
   }
 
-  add(plan: Plan): Promise<void> {
-    return this.record({ verb: 'add', plan });
+  async add(plan: Plan): Promise<AddOutcome> {
+    await this.record({ verb: 'add', plan });
+    return this.added;
   }
 
-  async del(owner: Owner, plan?: Plan): Promise<boolean> {
+  async del(owner: Owner, plan?: Plan): Promise<CallPath> {
     await this.record({ verb: 'del', owner, ...(plan ? { plan } : {}) });
-    return this.proves;
+    return this.proves ? 'fast' : this.delPath;
   }
 
   check(plan: Plan): Promise<void> {

@@ -41,6 +41,10 @@ export interface Pod {
   result: Record<string, unknown>;
   mappings: PortMappingInput[];
   ifname: string;
+  /** The runtime's CNI_ARGS pairs for this pod's calls ("K=V;K=V"), if any. */
+  args?: string;
+  /** What the ADD wrote on stderr (libcni passes on the plugins' stderr of a call that succeeded). */
+  addStderr?: string;
 }
 
 export interface BedOptions {
@@ -152,7 +156,7 @@ export class TestBed {
     await inNs(ns, ['ip', 'link', 'set', 'lo', 'up']);
   }
 
-  runtimeEnv(containerId: string, mappings?: PortMappingInput[], ifname = 'eth0'): NodeJS.ProcessEnv {
+  runtimeEnv(containerId: string, mappings?: PortMappingInput[], ifname = 'eth0', args?: string): NodeJS.ProcessEnv {
     return {
       ...process.env,
       ...this.opts.env,
@@ -161,7 +165,13 @@ export class TestBed {
       IFNAME: ifname,
       CNI_CACHE_DIR: this.cacheDir,
       ...(mappings ? this.capArgs(mappings) : {}),
+      ...(args ? { RUNTIME_ARGS: args } : {}),
     };
+  }
+
+  /** The CNI_ARGS a Kubernetes runtime passes for a pod (containerd's pairs, IgnoreUnknown first). */
+  static podArgs(namespace: string, name: string, containerId: string): string {
+    return `IgnoreUnknown=1;K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=${containerId}`;
   }
 
   /** The runtime's capability args: in the environment, or in a file when too large for it (128 KiB). */
@@ -173,30 +183,36 @@ export class TestBed {
     return { CAP_ARGS_FILE: file };
   }
 
-  /** ADD through libcni: a new pod namespace attached by bridge + host-local, then portmap. */
-  async addPod(mappings: PortMappingInput[], opts: { id?: string; ifname?: string } = {}): Promise<Pod> {
+  /**
+   * ADD through libcni: a new pod namespace attached by bridge + host-local, then portmap. `args`: the
+   * runtime's CNI_ARGS pairs for the pod's calls (see podArgs).
+   */
+  async addPod(mappings: PortMappingInput[], opts: { id?: string; ifname?: string; args?: string } = {}): Promise<Pod> {
     const n = ++this.podCount;
     const id = opts.id ?? `${this.prefix}-c${n}`;
     const netns = `${this.prefix}-p${n}`;
     await this.newNs(netns);
     const netnsPath = `/var/run/netns/${netns}`;
     const ifname = opts.ifname ?? 'eth0';
-    const res = await inNs(this.node, [CNIRUN, 'add', this.conflist, netnsPath], { env: this.runtimeEnv(id, mappings, ifname) });
+    const res = await inNs(this.node, [CNIRUN, 'add', this.conflist, netnsPath], { env: this.runtimeEnv(id, mappings, ifname, opts.args) });
     const result = JSON.parse(res.stdout) as { ips?: Array<{ address: string }> };
     const ips = (result.ips ?? []).map((i) => i.address.split('/')[0]!);
     const ip4 = ips.find((a) => !a.includes(':'));
     const ip6 = ips.find((a) => a.includes(':'));
-    return { id, netns, netnsPath, result: result as Record<string, unknown>, mappings, ifname, ...(ip4 ? { ip4 } : {}), ...(ip6 ? { ip6 } : {}) };
+    return {
+      id, netns, netnsPath, result: result as Record<string, unknown>, mappings, ifname,
+      ...(ip4 ? { ip4 } : {}), ...(ip6 ? { ip6 } : {}), ...(opts.args ? { args: opts.args } : {}), addStderr: res.stderr,
+    };
   }
 
   /** DEL through libcni (with the cached prevResult; mappings only when given, as cnitool does). */
   async delPod(pod: Pod, opts: { withMappings?: boolean } = {}): Promise<RunResult> {
     const mappings = opts.withMappings === false ? undefined : pod.mappings;
-    return inNs(this.node, [CNIRUN, 'del', this.conflist, pod.netnsPath], { env: this.runtimeEnv(pod.id, mappings, pod.ifname) });
+    return inNs(this.node, [CNIRUN, 'del', this.conflist, pod.netnsPath], { env: this.runtimeEnv(pod.id, mappings, pod.ifname, pod.args) });
   }
 
   async checkPod(pod: Pod): Promise<RunResult> {
-    return inNs(this.node, [CNIRUN, 'check', this.conflist, pod.netnsPath], { env: this.runtimeEnv(pod.id, pod.mappings, pod.ifname), ok: [1] });
+    return inNs(this.node, [CNIRUN, 'check', this.conflist, pod.netnsPath], { env: this.runtimeEnv(pod.id, pod.mappings, pod.ifname, pod.args), ok: [1] });
   }
 
   /** Runs the plugin directly in the node namespace, as a runtime would (env + stdin). */

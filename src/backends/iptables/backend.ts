@@ -19,12 +19,12 @@
  * its cost grows with the table whatever we do; the same holds for kube-proxy and the reference plugin.
  */
 import { CniError, ErrorCode } from '../../cni/errors.js';
-import { CommandError, type Runner, run } from '../../host/exec.js';
+import { CommandError, type Runner, failureReason, run } from '../../host/exec.js';
 import { log } from '../../host/log.js';
 import type { Family } from '../../net/ip.js';
 import type { Owner } from '../../portmap/owner.js';
 import { type FamilyPlan, type Plan } from '../../portmap/plan.js';
-import type { Backend, GcScope, LiveAttachments } from '../backend.js';
+import type { AddOutcome, Backend, CallPath, GcScope, LiveAttachments } from '../backend.js';
 import { natDamage, needsGuard, parseSave, restoreNatDocument } from './restore.js';
 import { type Flavour, type FlavourName, detectFlavour } from './flavour.js';
 import { FAMILIES, IptablesRunner as Ipt, familyLabel } from './runner.js';
@@ -47,6 +47,10 @@ function failure(ipt: Ipt, what: string, err: unknown): CniError {
 
 const isFailed = (err: unknown): boolean => err instanceof CommandError && err.kind === 'failed';
 
+/** The path of a call over its families: any restored, else any slow, else fast. */
+const overall = (paths: readonly CallPath[]): CallPath =>
+  paths.includes('restored') ? 'restored' : paths.includes('slow') ? 'slow' : 'fast';
+
 export class IptablesBackend implements Backend {
   readonly name = 'iptables' as const;
   readonly provesOwnership = false;
@@ -68,22 +72,25 @@ export class IptablesBackend implements Backend {
   /**
    * Self-healing, once the call's own reads showed our chains or jumps gone: re-creates the live
    * attachments (and `own`, the call's plan, last) of this family in one restore. True when it did.
+   * `othersOnly`: nothing to heal unless attachments other than `own` are live.
    */
-  private async healFamily(ipt: Ipt, live: () => Plan[], own?: Plan): Promise<boolean> {
+  private async healFamily(ipt: Ipt, live: () => Plan[], own?: Plan, othersOnly = false): Promise<boolean> {
     const plans = live().filter((p) => p.families.some((f) => f.family === ipt.family));
-    if (plans.length === 0) return false;
+    const others = own ? plans.filter((p) => p.owner.id !== own.owner.id) : plans;
+    if ((othersOnly ? others : plans).length === 0) return false;
     log.warn(`iptables: our chains or jumps are gone from the ${ipt.where}: restoring ${plans.length} attachment(s) from their records`);
     await this.restoreFamily(ipt, own ? [...plans.filter((p) => p.owner.id !== own.owner.id), own] : plans);
     return true;
   }
 
-  /** For calls whose own work reads none of our chains: lists the three, only when live attachments of the family exist. */
-  private async healIfGone(ipt: Ipt, live: () => Plan[]): Promise<void> {
-    if (!live().some((p) => p.families.some((f) => f.family === ipt.family))) return;
+  /** For calls whose own work reads none of our chains: lists the three, only when live attachments of the family exist. True when it healed. */
+  private async healIfGone(ipt: Ipt, live: () => Plan[]): Promise<boolean> {
+    if (!live().some((p) => p.families.some((f) => f.family === ipt.family))) return false;
     try {
-      if (IptablesBackend.gone(await ipt.listMany(['PREROUTING', 'OUTPUT', TOP_DNAT]))) await this.healFamily(ipt, live);
+      return IptablesBackend.gone(await ipt.listMany(['PREROUTING', 'OUTPUT', TOP_DNAT])) && (await this.healFamily(ipt, live));
     } catch (err) {
       log.warn(`self-healing in the ${ipt.where} failed: ${(err as Error).message}`);
+      return false;
     }
   }
 
@@ -137,21 +144,23 @@ export class IptablesBackend implements Backend {
     return Ipt.of(fl, family, name, this.runner);
   }
 
-  async add(plan: Plan): Promise<void> {
+  async add(plan: Plan): Promise<AddOutcome> {
     const fl = await this.flavour();
     const live = this.liveOnce();
-    await Promise.all(plan.families.map((fp) => this.addFamily(this.ipt(fl, fp.family), plan, fp, live)));
+    const paths = await Promise.all(plan.families.map((fp) => this.addFamily(this.ipt(fl, fp.family), plan, fp, live)));
+    return { path: overall(paths), takeovers: [] };
   }
 
-  private async addFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan, live: () => Plan[]): Promise<void> {
+  private async addFamily(ipt: Ipt, plan: Plan, fp: FamilyPlan, live: () => Plan[]): Promise<CallPath> {
     // With IPv4 localhost forwarding the guard comes first, in the same restore call.
     const fast = (fp.localhost ? guardDocument(true) : '') + addFastDocument(plan, fp);
+    let missed: unknown;
     try {
       await ipt.restore(fast);
-      return;
+      return 'fast';
     } catch (err) {
       if (!isFailed(err)) throw failure(ipt, 'ADD', err);
-      log.debug(`iptables ADD fast path failed in the ${ipt.where}, reading the chains: ${(err as Error).message}`);
+      missed = err;
     }
     try {
       const chain = dnatChain(plan.owner.network, plan.owner.containerID);
@@ -160,7 +169,16 @@ export class IptablesBackend implements Backend {
       const external = fp.masquerade !== 'none' ? plan.externalSetMarkChain : undefined;
       if (external) names.push(external);
       const chains = await ipt.listMany(names);
-      if (IptablesBackend.gone(chains) && (await this.healFamily(ipt, live, plan))) return;
+      const replaced = chains.get(chain) !== undefined;
+      log.debug(`iptables ADD: fast path not taken in the ${ipt.where}: ${
+        chains.get(TOP_DNAT) === undefined
+          ? `${TOP_DNAT} does not exist yet (the first ADD on this node, or the table was flushed): creating it`
+          : replaced
+            ? `${chain} exists already (a repeated ADD): replacing its rules`
+            : `iptables-restore refused it (${failureReason(missed)}): a shared chain or rule is missing; repairing from the chains as listed`
+      }`);
+      // The call's own record is already written: healing is for the others (the repair creates what this one needs).
+      if (IptablesBackend.gone(chains) && (await this.healFamily(ipt, live, plan, true))) return 'restored';
       if (fp.localhost) {
         const input = (await ipt.list('INPUT', 'filter')) ?? [];
         await ipt.restore(guardDocument(input.some((r) => sameRule(r, jumpToGuard()))));
@@ -168,18 +186,19 @@ export class IptablesBackend implements Backend {
       if (external && chains.get(external) === undefined) {
         throw new CniError(ErrorCode.Internal, `externalSetMarkChain ${external} does not exist in the ${ipt.where}`, 'create that chain first (it must mark packets for masquerade), or remove externalSetMarkChain');
       }
-      const replaced = chains.get(chain) !== undefined;
       const stale = (chains.get(TOP_DNAT) ?? []).filter((r) => targetOf(r) === chain).length;
       if (replaced) log.debug(`ADD replaces the existing rules of ${chain} (${stale} entry rules) for ${plan.owner.network}/${plan.owner.containerID}`);
       await ipt.restore(addRepairDocument(plan, fp, { chains }, sameRule));
+      return 'slow';
     } catch (err) {
       throw failure(ipt, 'ADD', err);
     }
   }
 
-  async del(owner: Owner, plan?: Plan): Promise<boolean> {
+  async del(owner: Owner, plan?: Plan): Promise<CallPath> {
     const fl = await this.flavour();
     const fast = new Set<Family>();
+    let healed = false;
     const live = this.liveOnce();
     if (plan) {
       await Promise.all(
@@ -190,9 +209,9 @@ export class IptablesBackend implements Backend {
             fast.add(fp.family);
           } catch (err) {
             if (!isFailed(err)) throw failure(ipt, 'DEL', err);
-            log.debug(`iptables DEL fast path failed in the ${ipt.where}: ${(err as Error).message}`);
+            log.debug(`iptables DEL: fast path not taken in the ${ipt.where} (${failureReason(err)}): the attachment's rules are gone or differ (deleted before, or made by the reference plugin); looking them up`);
             // A failed fast DEL is a second DEL or missing rules: look whether ours are all gone.
-            if (this.heal) await this.healIfGone(ipt, live);
+            if (this.heal && (await this.healIfGone(ipt, live))) healed = true;
           }
         }),
       );
@@ -206,7 +225,8 @@ export class IptablesBackend implements Backend {
       }
     }
     await Promise.all(jobs);
-    return false;
+    if (healed) return 'restored';
+    return plan && plan.families.every((fp) => fast.has(fp.family)) ? 'fast' : 'slow';
   }
 
   /** Removes the attachment's CNI-DN (and legacy CNI-SN) chain and the rules that jump to them. */

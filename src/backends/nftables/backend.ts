@@ -3,19 +3,55 @@
  * (runner.ts). Layout and rules: render.ts.
  */
 import { CniError, ErrorCode } from '../../cni/errors.js';
-import type { Runner } from '../../host/exec.js';
+import { type Runner, failureReason } from '../../host/exec.js';
 import { log } from '../../host/log.js';
-import type { Owner } from '../../portmap/owner.js';
+import { type Owner, parseOwnerComment } from '../../portmap/owner.js';
 import { type Plan, validOwnerIds } from '../../portmap/plan.js';
-import type { Backend, GcScope, LiveAttachments, SkeletonSettings } from '../backend.js';
+import type { AddOutcome, Backend, CallPath, GcScope, LiveAttachments, PortTakeover, SkeletonSettings } from '../backend.js';
+import { FAMILY, TABLE } from './json.js';
 import type { TableState } from './parse.js';
-import { checkFindings, compareDel, fastAdd, fastDel, gcCommands, hasConditions, migrateForwardMaps, slowAdd } from './reconcile.js';
+import { type Takeover, checkFindings, compareDel, fastAdd, fastDel, gcCommands, hasConditions, migrateForwardMaps, slowAdd } from './reconcile.js';
 import { priorityFor, skeleton } from './render.js';
 import { forwardDamage, restoreCommands, settingsOf, skeletonDamage, tableGone } from './restore.js';
 import { NftRunner } from './runner.js';
 
 /** Any settings: what self-healing looks at (the table, base chains and hooks, static rules, ready mark) does not depend on them. */
 const ANY_SETTINGS: SkeletonSettings = { afterServices: false, serviceCIDRs: [] };
+
+/**
+ * The keys slowAdd took over, in host-port terms: one per family and key (the address and port maps
+ * of one key are one takeover). Keys read `tcp 8080`, `192.0.2.1 tcp 8080`, `udp 40000-40100`
+ * (reconcile.ts describeKey); the family is the map's (`hostports4_addr`, `hostipports6_port`).
+ */
+export function portTakeovers(takeovers: readonly Takeover[]): PortTakeover[] {
+  const out = new Map<string, PortTakeover>();
+  for (const t of takeovers) {
+    const family = /^host(?:ip)?ports([46])_/.exec(t.set)?.[1];
+    const parts = t.key.split(' ');
+    const [first, last = first] = (parts.at(-1) ?? '').split('-').map(Number);
+    if (!family || parts.length < 2 || !Number.isInteger(first) || !Number.isInteger(last)) continue;
+    const hostIP = parts.length > 2 ? parts[0] : undefined;
+    const owner = parseOwnerComment(t.from);
+    const name = owner?.network !== undefined ? `${owner.network}/${owner.containerID}/${owner.ifname}` : undefined;
+    const key = `${family} ${t.key} ${owner?.id ?? t.from}`;
+    if (out.has(key)) continue;
+    out.set(key, {
+      family: family === '4' ? 4 : 6,
+      protocol: parts.at(-2)!,
+      first: first!,
+      last: last!,
+      ...(hostIP !== undefined ? { hostIP } : {}),
+      from: { ...(owner ? { id: owner.id } : {}), ...(name ? { name } : {}) },
+    });
+  }
+  return [...out.values()];
+}
+
+/** Why the fast ADD did not apply, in words (a debug line: the slow path that follows is expected). */
+function fastAddMissed(state: TableState | undefined, err: unknown): string {
+  if (!state) return `table ${FAMILY} ${TABLE} does not exist yet (the first ADD on this node, or the ruleset was flushed): creating it`;
+  return `nft refused the additions (${failureReason(err)}): a key held by another attachment, a skeleton written for other settings, or a table of an older shape; repairing from the table as read`;
+}
 
 export class NftablesBackend implements Backend {
   readonly name = 'nftables' as const;
@@ -27,37 +63,46 @@ export class NftablesBackend implements Backend {
     this.nft = new NftRunner(runner);
   }
 
-  async add(plan: Plan): Promise<void> {
+  async add(plan: Plan): Promise<AddOutcome> {
+    let missed: unknown;
     if (!hasConditions(plan)) {
       try {
         await this.nft.apply(fastAdd(plan));
-        return;
+        return { path: 'fast', takeovers: [] };
       } catch (err) {
         // No ready skeleton (first ADD, other settings), a key held by another owner, an overlapping subnet.
-        log.debug(`nftables ADD fast path failed, reading the table: ${(err as Error).message}`);
+        missed = err;
       }
     }
     const state = await this.nft.readTable();
-    if (await this.healIfGone(state, plan, plan)) return;
+    if (missed !== undefined) log.debug(`nftables ADD: fast path not taken: ${fastAddMissed(state, missed)}`);
+    // The call's own record is already written: healing is for the others (slowAdd creates what this one needs).
+    if (await this.healIfGone(state, plan, plan, true)) return { path: 'restored', takeovers: [] };
     const { commands, takeovers } = slowAdd(state, plan);
-    for (const t of takeovers) log.warn(`${t.set} ${t.key} was held by ${t.from}; ${t.to} takes it over`);
     await this.nft.apply(commands);
+    return { path: 'slow', takeovers: portTakeovers(takeovers) };
   }
 
-  async del(owner: Owner, plan?: Plan): Promise<boolean> {
+  async del(owner: Owner, plan?: Plan): Promise<CallPath> {
+    let missed: unknown;
     if (plan && !hasConditions(plan)) {
       try {
         await this.nft.apply(fastDel(plan), { deletesOnly: true });
-        return true;
+        return 'fast';
       } catch (err) {
         // The witness is gone (a takeover, an earlier DEL) or an element is: compare each one instead.
-        log.debug(`nftables DEL fast path failed, reading the table: ${(err as Error).message}`);
+        missed = err;
       }
     }
     const state = await this.nft.readTable();
-    if (await this.healIfGone(state, plan ?? ANY_SETTINGS)) return false;
+    if (missed !== undefined) {
+      log.debug(`nftables DEL: fast path not taken: ${state
+        ? `nft refused the exact deletes (${failureReason(missed)}): the attachment's ownership witness or one of its elements is gone (taken over by a newer ADD, or deleted before); comparing each element`
+        : `table ${FAMILY} ${TABLE} does not exist: nothing to delete`}`);
+    }
+    if (await this.healIfGone(state, plan ?? ANY_SETTINGS)) return 'restored';
     if (state) await this.nft.apply(compareDel(state, owner));
-    return false;
+    return 'slow';
   }
 
   async check(plan: Plan): Promise<void> {
@@ -117,12 +162,14 @@ export class NftablesBackend implements Backend {
   /**
    * Self-healing: when the state this call read shows our table (or its skeleton) gone, re-creates the
    * live attachments (and `own`, the call's plan, last) in one transaction. True when it did.
+   * `othersOnly`: nothing to heal unless attachments other than `own` are live.
    */
-  private async healIfGone(state: TableState | undefined, settings: SkeletonSettings, own?: Plan): Promise<boolean> {
+  private async healIfGone(state: TableState | undefined, settings: SkeletonSettings, own?: Plan, othersOnly = false): Promise<boolean> {
     if (!this.heal || !tableGone(state, settings)) return false;
     const live = this.heal();
-    if (live.length === 0) return false;
-    const plans = own ? [...live.filter((p) => p.owner.id !== own.owner.id), own] : live;
+    const others = own ? live.filter((p) => p.owner.id !== own.owner.id) : live;
+    if ((othersOnly ? others : live).length === 0) return false;
+    const plans = own ? [...others, own] : live;
     log.warn(`nftables: ${skeletonDamage(state, settings).join('; ')}: restoring ${live.length} attachment(s) from their records`);
     const { commands } = restoreCommands(state, plans);
     await this.nft.apply(commands);

@@ -8,7 +8,9 @@
 // Environment: CNI_PATH, CONTAINER_ID, IFNAME (default eth0), CAP_ARGS (JSON
 // capability args, e.g. {"portMappings":[...]}), CAP_ARGS_FILE (the same read
 // from a file: thousands of mappings do not fit in one environment variable,
-// which Linux caps at 128 KiB), CNI_CACHE_DIR.
+// which Linux caps at 128 KiB), RUNTIME_ARGS (the runtime's CNI_ARGS pairs,
+// "K=V;K=V", as containerd and CRI-O pass K8S_POD_NAMESPACE and K8S_POD_NAME),
+// CNI_CACHE_DIR.
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
 )
@@ -38,6 +41,12 @@ func main() {
 		ifname = "eth0"
 	}
 	rt := &libcni.RuntimeConf{ContainerID: os.Getenv("CONTAINER_ID"), NetNS: os.Args[3], IfName: ifname, CacheDir: cacheDir}
+	if args := os.Getenv("RUNTIME_ARGS"); args != "" {
+		for _, pair := range strings.Split(args, ";") {
+			k, v, _ := strings.Cut(pair, "=")
+			rt.Args = append(rt.Args, [2]string{k, v})
+		}
+	}
 	caps := os.Getenv("CAP_ARGS")
 	if file := os.Getenv("CAP_ARGS_FILE"); file != "" {
 		data, err := os.ReadFile(file)

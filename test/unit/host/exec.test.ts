@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CommandError, SBIN_DIRS, locate, missingMessage, onPath, run, setFallbackDirs } from '../../../src/host/exec.js';
+import { CommandError, SBIN_DIRS, failureReason, locate, missingMessage, onPath, run, setFallbackDirs } from '../../../src/host/exec.js';
 
 // Real processes (node itself), no shell: what run() promises about input, output, failure and settling.
 const node = process.execPath;
@@ -89,5 +89,22 @@ describe('fallback directories (the operator CLI: /usr/sbin and friends after PA
       const err = await run('nft', ['--version'], { env: { PATH: '/nonexistent' } }).catch((e: unknown) => e);
       expect((err as Error).message).toContain(`not found on PATH or in ${dir}`);
     });
+  });
+});
+
+describe('failureReason', () => {
+  const failed = (stderr: string) => new CommandError('nft -j {...} failed (exit 1): ...', 'nft', [], 1, stderr, 'failed');
+
+  it("says what the command said, once per line, without its 'Error:' labels", () => {
+    const nft = Array(3).fill('internal:0:0-0: Error: No such file or directory\n').join('\n');
+    expect(failureReason(failed(nft))).toBe('No such file or directory');
+    expect(failureReason(failed('internal:0:0-0: Error: Could not process rule: File exists\n'))).toBe('Could not process rule: File exists');
+    const ipt = "iptables-restore v1.8.9 (nf_tables): Chain 'CNI-HOSTPORT-DNAT' does not exist\nError occurred at line: 3\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.\n";
+    expect(failureReason(failed(ipt))).toBe("iptables-restore v1.8.9 (nf_tables): Chain 'CNI-HOSTPORT-DNAT' does not exist; at line 3");
+  });
+
+  it('anything else: its message', () => {
+    expect(failureReason(failed(''))).toBe('nft -j {...} failed (exit 1): ...');
+    expect(failureReason(new Error('timed out'))).toBe('timed out');
   });
 });

@@ -32,7 +32,7 @@ describe('CompositeBackend', () => {
   it('nftables first: a DEL whose witness proves the attachment its own never loads iptables', async () => {
     const { primary, other, composite, loads } = both('nftables');
     primary.proves = true;
-    expect(await composite.del(owner, planOf())).toBe(true);
+    expect(await composite.del(owner, planOf())).toBe('fast');
     expect(primary.verbs()).toEqual(['del']);
     expect(loads()).toBe(0);
     expect(other.calls).toEqual([]);
@@ -41,7 +41,7 @@ describe('CompositeBackend', () => {
   it('nftables first: without the proof (or without a plan), iptables is searched with the owner only', async () => {
     for (const plan of [planOf(), undefined]) {
       const { primary, other, composite } = both('nftables');
-      expect(await composite.del(owner, plan)).toBe(false);
+      expect(await composite.del(owner, plan)).toBe('slow');
       expect(primary.verbs()).toEqual(['del']);
       expect(other.calls).toEqual([{ verb: 'del', owner }]);
     }

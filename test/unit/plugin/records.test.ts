@@ -24,7 +24,7 @@ function fakeBackend(damage: string[] = ['table inet cni_portmap is missing']): 
   const restored: Plan[][] = [];
   return {
     name: 'nftables', provesOwnership: true, restored,
-    add: async () => undefined, del: async () => true, check: async () => undefined, gc: async () => undefined, status: async () => undefined,
+    add: async () => ({ path: 'fast', takeovers: [] }), del: async () => 'fast', check: async () => undefined, gc: async () => undefined, status: async () => undefined,
     damage: async () => damage,
     restore: async (plans, opts) => {
       if (damage.length > 0 || opts?.force) restored.push([...plans]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_PORT_MAPPINGS, canonicalKeys, parseConfig } from '../../../src/portmap/config.js';
+import { MAX_PORT_MAPPINGS, canonicalKeys, logSettingsOf, parseConfig } from '../../../src/portmap/config.js';
 import { CniError } from '../../../src/cni/errors.js';
 
 const base = { cniVersion: '1.0.0', name: 'net', type: 'portmap' };
@@ -116,5 +116,40 @@ describe('dataDir (attachment records, issue #13)', () => {
     for (const bad of ['relative/dir', '/var/lib/../etc', '/var/./lib', '/a\nb', 42]) {
       expect(error({ ...base, dataDir: bad }).message, String(bad)).toMatch(/invalid value for dataDir/);
     }
+  });
+});
+
+describe('logFile, logLevel, logFormat, logMaxSize (issue #17)', () => {
+  it('defaults to none (stderr, info, text, 10 MiB in host/log.ts); reads each, in any letter case', () => {
+    expect(parseConfig(base).log).toEqual({});
+    const c = parseConfig({ ...base, logFile: '/var/log/portmap.log', LogLevel: 'DEBUG', logFormat: 'json', logMaxSize: 1048576 });
+    expect(c.log).toEqual({ file: '/var/log/portmap.log', level: 'debug', format: 'json', maxSize: 1048576 });
+    expect(parseConfig({ ...base, logFile: '', logLevel: null, logFormat: null, logMaxSize: null }).log).toEqual({});
+  });
+
+  it('refuses invalid values with code 7, naming the field and the value', () => {
+    const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ logFile: 'portmap.log' }, 'invalid value for logFile: "portmap.log"', /absolute file path/],
+      [{ logFile: '/var/log/../etc/passwd' }, 'invalid value for logFile: "/var/log/../etc/passwd"', /without "\." or "\.\." parts/],
+      [{ logFile: '/var/log/' }, 'invalid value for logFile: "/var/log/"', /file path/],
+      [{ logFile: 7 }, 'invalid value for logFile: 7', /must be a file path/],
+      [{ logLevel: 'loud' }, 'invalid value for logLevel: "loud"', /one of error, warn, info, debug/],
+      [{ logFormat: 'xml' }, 'invalid value for logFormat: "xml"', /one of text, json/],
+      [{ logMaxSize: 1000 }, 'invalid value for logMaxSize: 1000', /at least 65536/],
+      [{ logMaxSize: 1.5e6 + 0.5 }, 'invalid value for logMaxSize: 1500000.5', /whole number of bytes/],
+      [{ logMaxSize: '10M' }, 'invalid value for logMaxSize: "10M"', /whole number of bytes/],
+    ];
+    for (const [extra, msg, details] of cases) {
+      const e = error({ ...base, ...extra });
+      expect(e.code, msg).toBe(7);
+      expect(e.message).toBe(msg);
+      expect(e.details).toMatch(details);
+    }
+  });
+
+  it('logSettingsOf reads the valid logging keys of a configuration that fails elsewhere', () => {
+    const raw = { ...base, markMasqBit: 99, logFile: '/var/log/p.log', logLevel: 'loud', logformat: 'JSON', logMaxSize: 65536 };
+    expect(error(raw).code).toBe(7);
+    expect(logSettingsOf(raw)).toEqual({ file: '/var/log/p.log', format: 'json', maxSize: 65536 });
   });
 });
