@@ -50,7 +50,7 @@ export function portTakeovers(takeovers: readonly Takeover[]): PortTakeover[] {
 /** Why the fast ADD did not apply, in words (a debug line: the slow path that follows is expected). */
 function fastAddMissed(state: TableState | undefined, err: unknown): string {
   if (!state) return `table ${FAMILY} ${TABLE} does not exist yet (the first ADD on this node, or the ruleset was flushed): creating it`;
-  return `nft refused the additions (${failureReason(err)}): a key held by another attachment, a skeleton written for other settings, or a table of an older shape; repairing from the table as read`;
+  return `nft refused the additions (${failureReason(err)}): a key held by another attachment, this attachment's forwards of an earlier ADD, a skeleton written for other settings, or a table of an older shape; repairing from the table as read`;
 }
 
 export class NftablesBackend implements Backend {
