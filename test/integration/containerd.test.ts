@@ -7,7 +7,8 @@
  * sent the plugin (recorded by a stand-in, cri/recorder.ts): capitalised port-mapping keys, and two
  * DELs per pod, the second with CNI_NETNS="" and no prevResult. Both backends, bundle and standalone.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V4_B, NODE_V6, PLUGIN, type PortMappingInput, TestBed, inNs, reply } from './harness.js';
 import { CONTAINERD, Containerd, type CriPod } from './cri/containerd.js';
@@ -91,7 +92,8 @@ describe.skipIf(skip).each(VARIANTS)('containerd (CRI) as the caller: $label', (
   beforeAll(async () => {
     if (v.plugin === STANDALONE && !existsSync(STANDALONE)) throw new Error(`${STANDALONE} is missing: npm run build builds it`);
     bed = await TestBed.create({ portmap: { backend: v.backend } });
-    ctd = await Containerd.start(bed, { plugin: v.plugin, portmap: { backend: v.backend } });
+    // The log as an operator turns it on: in the conflist (containerd passes plugins no environment of ours).
+    ctd = await Containerd.start(bed, { plugin: v.plugin, portmap: { backend: v.backend, logFile: join(bed.dir, 'log', 'portmap.log'), logFormat: 'json' } });
   });
   afterAll(async () => {
     await ctd?.destroy();
@@ -203,5 +205,17 @@ describe.skipIf(skip).each(VARIANTS)('containerd (CRI) as the caller: $label', (
     const state = await forwardState(bed, v.backend);
     expect(state.forwards, state.text).toBe(0);
     expect(await listed(bed)).toEqual([]);
+  });
+
+  it('the log file of the conflist has one line per call, naming the pod, and no error', () => {
+    const lines = readFileSync(join(bed.dir, 'log', 'portmap.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const calls = lines.filter((l) => l.verb !== undefined);
+    const of = (name: string) => calls.filter((l) => l.pod === `default/${name}`).map((l) => [l.verb, l.backend, l.outcome, l.ifname]);
+    expect(of('web')).toEqual([['ADD', v.backend, 'ok', 'eth0'], ['DEL', v.backend, 'ok', 'eth0'], ['DEL', v.backend, 'ok', 'eth0']]);
+    expect(of('web2')).toEqual([['ADD', v.backend, 'ok', 'eth0'], ['DEL', v.backend, 'ok', 'eth0'], ['DEL', v.backend, 'ok', 'eth0']]);
+    const add = calls.find((l) => l.pod === 'default/web' && l.verb === 'ADD')!;
+    expect(add.containerID).toBe(pod.id);
+    expect(add.mappings).toBe(`8080->80/tcp,8053->53/udp,[${NODE_V4_B}]:8081->81/tcp`);
+    expect(lines.filter((l) => l.level === 'error' || l.level === 'warn'), JSON.stringify(lines)).toEqual([]);
   });
 });
