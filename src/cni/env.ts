@@ -71,7 +71,8 @@ export interface PodName {
   name: string;
 }
 
-const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+/** A Kubernetes namespace or pod name (DNS subdomain rules). */
+export const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
 /** The pod CNI_ARGS names (`IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;...`), if a valid one. */
 export function podOfArgs(args: string): PodName | undefined {

@@ -8,7 +8,7 @@
  * read, so a damaged or hand-edited file never reaches a rule.
  */
 import * as z from 'zod/mini';
-import type { PodName } from '../cni/env.js';
+import { K8S_NAME, type PodName } from '../cni/env.js';
 import type { BackendName } from './config.js';
 import { ipFamily, parseCidr } from '../net/ip.js';
 import { ownerOf } from './owner.js';
@@ -61,7 +61,6 @@ const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IFNAME = /^[^/:\s]{1,15}$/;
 const CONDITION_TOKEN = /^[A-Za-z0-9_.:/,!=<>{}[\]@*+-]+$/;
 const CHAIN_NAME = /^[A-Za-z0-9_-]{1,28}$/;
-const K8S_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
 // The shape only: parseRecord parses each address once (parseCidr is the costly part of reading 1,000).
 const CIDR = /^[0-9a-fA-F.:]+\/\d{1,3}$/;
