@@ -2,7 +2,7 @@ import * as z from 'zod/mini';
 import { CniError, ErrorCode, invalidConfig } from '../cni/errors.js';
 import { type CniVersion, requireSupportedVersion } from '../cni/versions.js';
 import type { LogSettings } from '../host/log.js';
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../host/log-format.js';
+import { LOG_FORMATS, LOG_LEVELS } from '../host/log-format.js';
 import { type Cidr, canonicalIp, ipFamily, isCidr, parseCidr } from '../net/ip.js';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
@@ -178,63 +178,61 @@ const isSafePath = (s: string): boolean =>
 export const MIN_LOG_MAX_SIZE = 64 * 1024;
 
 /**
- * The logging keys, each on its own: parseConfig validates them with the rest (code 7), and
- * logSettingsOf reads the valid ones of a configuration that fails elsewhere, so that its failure is
- * logged where the configuration says.
+ * The logging keys, each checked on its own and by hand (zod schemas cost start-up time on every call):
+ * parseConfig refuses an invalid one (code 7), and logSettingsOf reads the valid ones of a
+ * configuration that fails elsewhere, so that its failure is logged where the configuration says.
+ * A check gives the value to keep (undefined: none) or throws the `details` of the refusal.
  */
-const logKeys = {
-  logFile: z.optional(
-    z.nullable(
-      z.string('logFile must be a file path').check(
-        z.refine((s) => s === '' || (isSafePath(s) && !s.endsWith('/')), 'logFile must be an absolute file path without "." or ".." parts'),
-        z.maxLength(1024, 'logFile is longer than 1024 characters'),
-      ),
-    ),
-  ),
-  logLevel: z.optional(
-    z.nullable(
-      z.pipe(z.string(`logLevel must be one of ${LOG_LEVELS.join(', ')}`), z.transform((s) => s.toLowerCase())).check(
-        z.refine((s) => (LOG_LEVELS as readonly string[]).includes(s), `logLevel must be one of ${LOG_LEVELS.join(', ')}`),
-      ),
-    ),
-  ),
-  logFormat: z.optional(
-    z.nullable(
-      z.pipe(z.string(`logFormat must be one of ${LOG_FORMATS.join(', ')}`), z.transform((s) => s.toLowerCase())).check(
-        z.refine((s) => (LOG_FORMATS as readonly string[]).includes(s), `logFormat must be one of ${LOG_FORMATS.join(', ')}`),
-      ),
-    ),
-  ),
-  logMaxSize: z.optional(
-    z.nullable(
-      z.int(`logMaxSize must be a whole number of bytes, at least ${MIN_LOG_MAX_SIZE}`).check(
-        z.gte(MIN_LOG_MAX_SIZE, `logMaxSize must be a whole number of bytes, at least ${MIN_LOG_MAX_SIZE} (64 KiB)`),
-      ),
-    ),
-  ),
+const oneOf = (key: string, allowed: readonly string[]) => (v: unknown): string | undefined => {
+  const why = `${key} must be one of ${allowed.join(', ')}`;
+  if (typeof v !== 'string') throw new Error(why);
+  const lower = v.toLowerCase();
+  if (!allowed.includes(lower)) throw new Error(why);
+  return lower;
 };
 
-type LogKeys = { [K in keyof typeof logKeys]?: z.infer<(typeof logKeys)[K]> };
+const LOG_KEY_CHECKS = {
+  logFile: (v: unknown): string | undefined => {
+    if (typeof v !== 'string') throw new Error('logFile must be a file path');
+    if (v === '') return undefined;
+    if (!isSafePath(v) || v.endsWith('/')) throw new Error('logFile must be an absolute file path without "." or ".." parts');
+    if (v.length > 1024) throw new Error('logFile is longer than 1024 characters');
+    return v;
+  },
+  logLevel: oneOf('logLevel', LOG_LEVELS),
+  logFormat: oneOf('logFormat', LOG_FORMATS),
+  logMaxSize: (v: unknown): number => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new Error(`logMaxSize must be a whole number of bytes, at least ${MIN_LOG_MAX_SIZE}`);
+    if (v < MIN_LOG_MAX_SIZE) throw new Error(`logMaxSize must be a whole number of bytes, at least ${MIN_LOG_MAX_SIZE} (64 KiB)`);
+    return v;
+  },
+};
 
-function logSettingsFrom(c: LogKeys): LogSettings {
-  return {
-    ...(c.logFile ? { file: c.logFile } : {}),
-    ...(c.logLevel ? { level: c.logLevel as LogLevel } : {}),
-    ...(c.logFormat ? { format: c.logFormat as LogFormat } : {}),
-    ...(c.logMaxSize ? { maxSize: c.logMaxSize } : {}),
-  };
+type LogKey = keyof typeof LOG_KEY_CHECKS;
+const LOG_KEYS = Object.keys(LOG_KEY_CHECKS) as LogKey[];
+const LOG_SETTING: Record<LogKey, keyof LogSettings> = { logFile: 'file', logLevel: 'level', logFormat: 'format', logMaxSize: 'maxSize' };
+
+/** The logging keys of a normalised configuration; `strict`: the first invalid one is a code 7 error. */
+function readLogKeys(top: Record<string, unknown>, strict: boolean): LogSettings {
+  const out: Record<string, unknown> = {};
+  for (const key of LOG_KEYS) {
+    const v = top[key];
+    if (v === undefined || v === null) continue;
+    let value: unknown;
+    try {
+      value = LOG_KEY_CHECKS[key](v);
+    } catch (err) {
+      if (strict) throw invalidConfig(`invalid value for ${key}: ${preview(v)}`, (err as Error).message);
+      continue;
+    }
+    if (value !== undefined) out[LOG_SETTING[key]] = value;
+  }
+  return out as LogSettings;
 }
 
 /** The valid logging keys of a configuration, whatever else it holds (invalid ones are left out). */
 export function logSettingsOf(raw: Record<string, unknown>): LogSettings {
-  const top = canonicalKeys(raw, TOP_LEVEL_KEYS);
-  const valid: Record<string, unknown> = {};
-  for (const key of Object.keys(logKeys) as Array<keyof typeof logKeys>) {
-    if (top[key] === undefined) continue;
-    const r = logKeys[key].safeParse(top[key]);
-    if (r.success) valid[key] = r.data;
-  }
-  return logSettingsFrom(valid as LogKeys);
+  return readLogKeys(canonicalKeys(raw, TOP_LEVEL_KEYS), false);
 }
 
 const optionalBool = (what: string) => z.optional(z.nullable(z.boolean(`${what} must be true or false`)));
@@ -274,7 +272,6 @@ const configSchema = z.object({
       ),
     ),
   ),
-  ...logKeys,
   runtimeConfig: z.optional(
     z.nullable(
       z.looseObject({ portMappings: z.optional(z.nullable(z.custom<unknown[]>((v) => Array.isArray(v), 'Invalid input: expected array'))) }),
@@ -349,6 +346,7 @@ export function parseConfig(raw: Record<string, unknown>): PortmapConfig {
     throw invalidConfig(`invalid value for ${field}: ${preview(valueAt(input, issue.path))}`, issue.message);
   }
   const c = parsed.data;
+  const log = readLogKeys(input, true);
   // A missing cniVersion is 0.1.0, as in the reference skel and libcni.
   const cniVersion = requireSupportedVersion(c.cniVersion || '0.1.0');
 
@@ -378,7 +376,7 @@ export function parseConfig(raw: Record<string, unknown>): PortmapConfig {
     afterServices: c.afterServices ?? false,
     serviceCIDRs: (c.serviceCIDRs ?? []).map(parseCidr),
     portMappings,
-    log: logSettingsFrom(c),
+    log,
   };
   if (backend) config.backend = backend;
   if (c.dataDir) config.dataDir = c.dataDir.replace(/\/+$/, '');
