@@ -25,6 +25,28 @@ export const CLIENT_V6 = '2001:db8::2';
 /** A second node address: hostIP tests bind to one and check the other is not forwarded. */
 export const NODE_V4_B = '192.0.2.10';
 
+/**
+ * Starts the echo server under `enter` (the command that enters a network namespace: `ip netns exec
+ * NS`, `nsenter --net=PATH`); resolves with its process once it listens (one that does not start
+ * in 30 s is killed).
+ */
+export async function startEchoServer(enter: readonly string[], tag: string, port: number): Promise<ChildProcess> {
+  const [cmd, ...args] = enter;
+  const child = spawn(cmd!, [...args, process.execPath, ECHO_SERVER, tag, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((ok, fail) => {
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      fail(new Error(`echo server ${tag} did not start`));
+    }, 30_000);
+    child.stdout!.once('data', () => {
+      clearTimeout(t);
+      ok();
+    });
+    child.once('exit', (code) => fail(new Error(`echo server ${tag} exited with ${code}`)));
+  });
+  return child;
+}
+
 export interface PortMappingInput {
   hostPort: number;
   containerPort: number;
@@ -238,16 +260,7 @@ export class TestBed {
 
   /** Starts the echo server in a namespace; resolves when it listens. */
   async serve(ns: string, tag: string, port: number): Promise<void> {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ECHO_SERVER, tag, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.servers.push(child);
-    await new Promise<void>((ok, fail) => {
-      const t = setTimeout(() => fail(new Error(`echo server ${tag} did not start`)), 30_000);
-      child.stdout!.once('data', () => {
-        clearTimeout(t);
-        ok();
-      });
-      child.once('exit', (code) => fail(new Error(`echo server ${tag} exited with ${code}`)));
-    });
+    this.servers.push(await startEchoServer(['ip', 'netns', 'exec', ns], tag, port));
   }
 
   /** One request from a namespace; resolves with the reply ("<tag> <peer>") or undefined on no answer. */

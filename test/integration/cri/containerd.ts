@@ -12,13 +12,12 @@ import { createHash } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, type PortMappingInput, type TestBed, sh } from '../harness.js';
+import { type PortMappingInput, type TestBed, sh, startEchoServer } from '../harness.js';
 import { type CriPortMapping, CriClient, type SandboxStatus } from './client.js';
 import { buildPauseImage } from './image.js';
 import { type RecordedCall, installRecorder, readCalls } from './recorder.js';
 
 export const CONTAINERD = '/usr/bin/containerd';
-const ECHO_SERVER = join(ROOT, 'test', 'integration', 'echo-server.mjs');
 /** containerd 1.6 puts shim sockets here whatever its state dir (runtime/v2/shim: sha256 of address/namespace/id). */
 const SHIM_SOCKET_DIR = '/run/containerd/s';
 /** And libcni, as containerd 1.6 calls it, keeps its results here (no setting for it). */
@@ -223,16 +222,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 
   /** Starts the echo server inside a pod's network namespace; resolves when it listens. */
   async serve(pod: CriPod, tag: string, port: number): Promise<ChildProcess> {
-    const child = spawn('nsenter', [`--net=${pod.netnsPath}`, process.execPath, ECHO_SERVER, tag, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = await startEchoServer(['nsenter', `--net=${pod.netnsPath}`], tag, port);
     this.servers.push(child);
-    await new Promise<void>((ok, fail) => {
-      const t = setTimeout(() => fail(new Error(`echo server ${tag} did not start`)), 30_000);
-      child.stdout!.once('data', () => {
-        clearTimeout(t);
-        ok();
-      });
-      child.once('exit', (code) => fail(new Error(`echo server ${tag} exited with ${code}`)));
-    });
     return child;
   }
 
