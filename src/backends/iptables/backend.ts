@@ -79,7 +79,7 @@ export class IptablesBackend implements Backend {
     const others = own ? plans.filter((p) => p.owner.id !== own.owner.id) : plans;
     if ((othersOnly ? others : plans).length === 0) return false;
     log.warn(`iptables: our chains or jumps are gone from the ${ipt.where}: restoring ${plans.length} attachment(s) from their records`);
-    await this.restoreFamily(ipt, own ? [...plans.filter((p) => p.owner.id !== own.owner.id), own] : plans);
+    await this.restoreFamily(ipt, own ? [...others, own] : plans);
     return true;
   }
 

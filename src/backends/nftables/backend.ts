@@ -5,13 +5,14 @@
 import { CniError, ErrorCode } from '../../cni/errors.js';
 import { type Runner, failureReason } from '../../host/exec.js';
 import { log } from '../../host/log.js';
+import type { Family } from '../../net/ip.js';
 import { type Owner, parseOwnerComment } from '../../portmap/owner.js';
 import { type Plan, validOwnerIds } from '../../portmap/plan.js';
 import type { AddOutcome, Backend, CallPath, GcScope, LiveAttachments, PortTakeover, SkeletonSettings } from '../backend.js';
 import { FAMILY, TABLE } from './json.js';
 import type { TableState } from './parse.js';
 import { type Takeover, checkFindings, compareDel, fastAdd, fastDel, gcCommands, hasConditions, migrateForwardMaps, slowAdd } from './reconcile.js';
-import { priorityFor, skeleton } from './render.js';
+import { forwardMaps, priorityFor, skeleton } from './render.js';
 import { forwardDamage, restoreCommands, settingsOf, skeletonDamage, tableGone } from './restore.js';
 import { NftRunner } from './runner.js';
 
@@ -20,26 +21,24 @@ const ANY_SETTINGS: SkeletonSettings = { afterServices: false, serviceCIDRs: [] 
 
 /**
  * The keys slowAdd took over, in host-port terms: one per family and key (the address and port maps
- * of one key are one takeover). Keys read `tcp 8080`, `192.0.2.1 tcp 8080`, `udp 40000-40100`
- * (reconcile.ts describeKey); the family is the map's (`hostports4_addr`, `hostipports6_port`).
+ * of one key are one takeover); the family is the forward map's.
  */
 export function portTakeovers(takeovers: readonly Takeover[]): PortTakeover[] {
+  const familyOf = new Map<string, Family>(([4, 6] as const).flatMap((f) => forwardMaps(f).flatMap(([addr, port]) => [[addr, f], [port, f]] as const)));
   const out = new Map<string, PortTakeover>();
   for (const t of takeovers) {
-    const family = /^host(?:ip)?ports([46])_/.exec(t.set)?.[1];
-    const parts = t.key.split(' ');
-    const [first, last = first] = (parts.at(-1) ?? '').split('-').map(Number);
-    if (!family || parts.length < 2 || !Number.isInteger(first) || !Number.isInteger(last)) continue;
-    const hostIP = parts.length > 2 ? parts[0] : undefined;
+    const family = familyOf.get(t.set);
+    if (!family || !t.ports) continue;
     const owner = parseOwnerComment(t.from);
-    const name = owner?.network !== undefined ? `${owner.network}/${owner.containerID}/${owner.ifname}` : undefined;
     const key = `${family} ${t.key} ${owner?.id ?? t.from}`;
     if (out.has(key)) continue;
+    const name = owner?.network !== undefined ? `${owner.network}/${owner.containerID}/${owner.ifname}` : undefined;
+    const { protocol, first, last, hostIP } = t.ports;
     out.set(key, {
-      family: family === '4' ? 4 : 6,
-      protocol: parts.at(-2)!,
-      first: first!,
-      last: last!,
+      family,
+      protocol,
+      first,
+      last,
       ...(hostIP !== undefined ? { hostIP } : {}),
       from: { ...(owner ? { id: owner.id } : {}), ...(name ? { name } : {}) },
     });

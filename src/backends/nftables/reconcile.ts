@@ -33,7 +33,10 @@ export interface Finding {
 /** A key another attachment held and this ADD takes over (logged by the backend). */
 export interface Takeover {
   set: string;
+  /** The key in words (describeKey). */
   key: string;
+  /** The key's ports, when it is a forward-map key (slowAdd sets it). */
+  ports?: KeyPorts;
   from: string;
   to: string;
 }
@@ -198,7 +201,8 @@ export function slowAdd(state: TableState | undefined, plan: Plan): { commands: 
   const takeOver = (set: string, current: Element) => {
     const previous = parseOwnerComment(current.comment)?.id;
     if (previous === plan.owner.id) return;
-    takeovers.push({ set, key: describeKey(current), from: current.comment ?? 'an unknown owner', to: plan.owner.comment });
+    const ports = keyPorts(current.key);
+    takeovers.push({ set, key: describeKey(current), ...(ports ? { ports } : {}), from: current.comment ?? 'an unknown owner', to: plan.owner.comment });
     if (previous) overtaken.add(previous);
   };
   const elements = ownerElements(plan);
