@@ -17,7 +17,7 @@ import { type TableState, elementIndex, keyPrefix } from '../backends/nftables/p
 import { PRIORITY_AFTER_SERVICES, forwardMaps, mapNames } from '../backends/nftables/render.js';
 import type { Protocol } from '../portmap/config.js';
 import { type Cidr, type Family, cidrContains, parseCidr } from '../net/ip.js';
-import { NFT_COMMENT_MAX, ownerOf, parseOwnerComment } from '../portmap/owner.js';
+import { NFT_COMMENT_MAX, attachmentName, commentName, ownerOf, parseOwnerComment } from '../portmap/owner.js';
 import type { FamilyPlan, Forward, Masquerade, Plan } from '../portmap/plan.js';
 
 /** The default of the configuration key (the nft table does not record it). */
@@ -108,7 +108,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
   for (const r of state.rules.filter((x) => x.chain === 'conditional')) {
     const who = parseOwnerComment(r.comment);
     if (who && opts.known?.(who.id)) continue;
-    const name = who?.network !== undefined ? `${who.network}/${who.containerID}/${who.ifname}` : JSON.stringify(r.comment ?? '');
+    const name = commentName(who) ?? JSON.stringify(r.comment ?? '');
     if (conditional.has(name)) continue;
     conditional.add(name);
     problems.push(`${name} has forwards with conditionsV4/conditionsV6 (nftables syntax, rules in chain conditional): ` +
@@ -133,7 +133,7 @@ export function reconstruct(state: TableState, opts: ReconstructOptions = {}): R
       }
       if (!pod) {
         if (masquerade === 'hairpin') {
-          problems.push(`${p.network}/${p.containerID}/${p.ifname}: the subnet of ${fam.address} (its hairpin source) is not in the table`);
+          problems.push(`${attachmentName(p)}: the subnet of ${fam.address} (its hairpin source) is not in the table`);
           continue;
         }
         pod = parseCidr(`${fam.address}/${family === 4 ? 32 : 128}`);

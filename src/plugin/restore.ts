@@ -12,7 +12,7 @@ import type { Backend } from '../backends/backend.js';
 import type { BackendName } from '../portmap/config.js';
 import { withLock } from '../host/lock.js';
 import { testpoint } from '../host/testpoint.js';
-import { ownerOf } from '../portmap/owner.js';
+import { attachmentName, ownerOf } from '../portmap/owner.js';
 import type { Plan } from '../portmap/plan.js';
 import { planOfRecord, recordName } from '../portmap/record.js';
 import { loadBackend } from './backend-choice.js';
@@ -107,7 +107,7 @@ async function restoreLocked(opts: RestoreOptions, load: (name: BackendName) => 
     const mine = entries.filter((e) => e.backend === name);
     const plans = mine.map((e) => e.plan);
     const items = mine.map((e) => ({
-      name: `${e.plan.owner.network}/${e.plan.owner.containerID}/${e.plan.owner.ifname}`,
+      name: attachmentName(e.plan.owner),
       backend: name,
       forwards: forwardCount(e.plan),
       ...(e.adopted ? { adopted: true } : {}),

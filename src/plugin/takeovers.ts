@@ -9,7 +9,7 @@
  */
 import type { PortTakeover } from '../backends/backend.js';
 import type { PodName } from '../cni/env.js';
-import type { Owner } from '../portmap/owner.js';
+import { type Owner, attachmentName } from '../portmap/owner.js';
 import { type AttachmentRecord, recordName } from '../portmap/record.js';
 
 const MAX_PORTS = 8;
@@ -49,7 +49,7 @@ export function takeoverWarnings(
     g.families.add(t.family);
     g.ports.add(`${t.first === t.last ? t.first : `${t.first}-${t.last}`}/${t.protocol}`);
   }
-  const current = podText(now.pod, `${now.owner.network}/${now.owner.containerID}/${now.owner.ifname}`);
+  const current = podText(now.pod, attachmentName(now.owner));
   const out: string[] = [];
   for (const g of groups.values()) {
     let record: AttachmentRecord | undefined;

@@ -30,6 +30,9 @@ export function ownerOf(network: string, containerID: string, ifname: string): O
   return { network, containerID, ifname, id, networkId, tag: Number.parseInt(id.slice(0, 8), 16), comment };
 }
 
+/** An attachment as operators read it: `network/containerID/ifname`. */
+export const attachmentName = (a: { network: string; containerID: string; ifname: string }): string => `${a.network}/${a.containerID}/${a.ifname}`;
+
 export interface ParsedComment {
   networkId: string;
   id: string;
@@ -51,4 +54,10 @@ export function parseOwnerComment(comment: string | undefined): ParsedComment | 
     out.ifname = parts[2]!;
   }
   return out;
+}
+
+/** The readable `network/containerID/ifname` an owner comment carries; undefined when it has none. */
+export function commentName(c: ParsedComment | undefined): string | undefined {
+  if (c?.network === undefined || c.containerID === undefined || c.ifname === undefined) return undefined;
+  return attachmentName({ network: c.network, containerID: c.containerID, ifname: c.ifname });
 }

@@ -11,7 +11,7 @@ import * as z from 'zod/mini';
 import { K8S_NAME, type PodName } from '../cni/env.js';
 import type { BackendName } from './config.js';
 import { ipFamily, parseCidr } from '../net/ip.js';
-import { ownerOf } from './owner.js';
+import { attachmentName, ownerOf } from './owner.js';
 import type { FamilyPlan, Forward, Plan } from './plan.js';
 
 export const RECORD_VERSION = 1;
@@ -191,8 +191,7 @@ export const recordId = (rec: Pick<AttachmentRecord, 'network' | 'containerID' |
   ownerOf(rec.network, rec.containerID, rec.ifname).id;
 
 /** "network/containerID/ifname" */
-export const recordName = (rec: Pick<AttachmentRecord, 'network' | 'containerID' | 'ifname'>): string =>
-  `${rec.network}/${rec.containerID}/${rec.ifname}`;
+export const recordName = (rec: Pick<AttachmentRecord, 'network' | 'containerID' | 'ifname'>): string => attachmentName(rec);
 
 /**
  * The node-wide settings to restore with: those of the newest record (the README's rule: the last ADD's

@@ -6,7 +6,7 @@ import { CniError, ErrorCode } from '../../cni/errors.js';
 import { type Runner, failureReason } from '../../host/exec.js';
 import { log } from '../../host/log.js';
 import type { Family } from '../../net/ip.js';
-import { type Owner, parseOwnerComment } from '../../portmap/owner.js';
+import { type Owner, commentName, parseOwnerComment } from '../../portmap/owner.js';
 import { type Plan, validOwnerIds } from '../../portmap/plan.js';
 import type { AddOutcome, Backend, CallPath, GcScope, LiveAttachments, PortTakeover, SkeletonSettings } from '../backend.js';
 import { FAMILY, TABLE } from './json.js';
@@ -32,7 +32,7 @@ export function portTakeovers(takeovers: readonly Takeover[]): PortTakeover[] {
     const owner = parseOwnerComment(t.from);
     const key = `${family} ${t.key} ${owner?.id ?? t.from}`;
     if (out.has(key)) continue;
-    const name = owner?.network !== undefined ? `${owner.network}/${owner.containerID}/${owner.ifname}` : undefined;
+    const name = commentName(owner);
     const { protocol, first, last, hostIP } = t.ports;
     out.set(key, {
       family,

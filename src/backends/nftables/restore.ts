@@ -7,7 +7,7 @@
  * two of them claim.
  */
 import { type Cidr, cidrContains, parseCidr } from '../../net/ip.js';
-import { parseOwnerComment } from '../../portmap/owner.js';
+import { attachmentName, parseOwnerComment } from '../../portmap/owner.js';
 import type { Plan } from '../../portmap/plan.js';
 import type { SkeletonSettings } from '../backend.js';
 import { type Command, type Element, FAMILY, TABLE, base } from './json.js';
@@ -59,7 +59,7 @@ export function forwardDamage(state: TableState | undefined, plans: readonly Pla
     const rules = conditionalRules(plan).length;
     const haveRules = rules && state.rules.filter((r) => r.chain === CONDITIONAL && parseOwnerComment(r.comment)?.id === plan.owner.id).length;
     if (missing > 0 || haveRules < rules) {
-      out.push(`${plan.owner.network}/${plan.owner.containerID}/${plan.owner.ifname}: ${missing + rules - haveRules} entries missing`);
+      out.push(`${attachmentName(plan.owner)}: ${missing + rules - haveRules} entries missing`);
     }
   }
   return out;
