@@ -9,6 +9,8 @@
  * only a log line (a silent no-op), so it is reported here rather than edited.
  */
 
+import { isObject } from '../cni/json.js';
+
 export const CONF_EXTENSIONS = ['.conf', '.conflist', '.json'] as const;
 
 const byteOrder = (a: string, b: string): number => (Buffer.compare(Buffer.from(a), Buffer.from(b)));
@@ -41,8 +43,6 @@ export type ChainResult =
   | { kind: 'error'; reason: string };
 
 type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Warnings about a portmap entry that is already in the list. */
 function existingWarnings(entry: Json, opts: ChainOptions): string[] {

@@ -11,6 +11,7 @@
  * `sandbox`. `portmap restore` adopts attachments from it, `portmap doctor` audits against it.
  */
 import * as z from 'zod/mini';
+import { isObject } from './json.js';
 
 export const CNI_CACHE_KIND = 'cniCacheV1';
 export const DEFAULT_CNI_CACHE_DIR = '/var/lib/cni/results';
@@ -41,8 +42,6 @@ const cacheSchema = z.looseObject({
   capabilityArgs: z.optional(z.nullable(z.record(z.string(), z.unknown()))),
   result: z.optional(z.nullable(z.record(z.string(), z.unknown()))),
 });
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function sandboxOf(result: Record<string, unknown> | undefined, ifName: string): string | undefined {
   const ifs = result?.interfaces;

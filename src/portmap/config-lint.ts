@@ -8,6 +8,7 @@
  * CHECK log these as warnings, and `portmap doctor` reports them for every conflist.
  */
 import { type BackendName, TOP_LEVEL_KEYS } from './config.js';
+import { isObject } from '../cni/json.js';
 
 export interface ConfigWarning {
   /** The key as written in the configuration. */
@@ -62,8 +63,6 @@ export function closestKey(key: string, known: readonly string[] = KNOWN_KEYS): 
     return kl.startsWith(lower) || lower.startsWith(kl) || kl.endsWith(lower);
   });
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * The warnings for one portmap entry as the plugin receives it (or as a conflist holds it).

@@ -4,6 +4,7 @@ import { type CniVersion, requireSupportedVersion } from '../cni/versions.js';
 import type { LogSettings } from '../host/log.js';
 import { LOG_FORMATS, LOG_LEVELS } from '../host/log-format.js';
 import { type Cidr, canonicalIp, ipFamily, isCidr, parseCidr } from '../net/ip.js';
+import { isObject } from '../cni/json.js';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
 export type BackendName = 'nftables' | 'iptables';
@@ -78,8 +79,6 @@ export function canonicalKeys(obj: Record<string, unknown>, known: readonly stri
  */
 export const MAX_PORT_MAPPINGS = 65_535;
 const TOO_MANY = `at most ${MAX_PORT_MAPPINGS} port mappings`;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Tokens of conditionsV4/V6: words without quotes, whitespace, comment or statement separators. */
 const CONDITION_TOKEN = /^[A-Za-z0-9_.:/,!=<>{}[\]@*+-]+$/;

@@ -10,6 +10,7 @@
  * and lintConfig (the warnings every call logs).
  */
 import { CniError } from '../../cni/errors.js';
+import { isObject } from '../../cni/json.js';
 import { type BackendName, parseConfig } from '../../portmap/config.js';
 import { lintConfig } from '../../portmap/config-lint.js';
 import type { ConfFile, Facts } from '../facts.js';
@@ -20,7 +21,6 @@ import type { Finding } from './finding.js';
 const CAPABILITY = '"capabilities": {"portMappings": true}';
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** One configuration file, read the way a runtime reads it. */
 export interface ConfEntry {
